@@ -1,0 +1,38 @@
+# keygate — build, test, benchmark. `make test` is what CI runs (.ci/run); it installs what the
+# tests need (redis-server) when it is missing.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+PKGS        := ./...
+
+.PHONY: all build test deps lint fuzz bench run demo clean
+
+all: build
+
+build:
+	$(GO) build -o bin/keygate ./cmd/keygate
+
+# deps installs the system packages the tests drive for real (Debian/Ubuntu, as root or via sudo).
+deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests"; exit 1; }
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+
+test: deps lint
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+run: build
+	./bin/keygate serve
+
+demo: build
+	./bin/keygate demo
+
+clean:
+	rm -rf bin

@@ -1,0 +1,81 @@
+// Package admin serves the key-management API of SPEC §3 on the Studio face (apikeys, hmackeys,
+// devkeys, api-key-info) from a keys.Store, in the exact JSON shapes the platform's clients expect.
+package admin
+
+import (
+	"time"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// APIKeyView is one row of GET /v1/api/{projectId}/apikeys. APIKey is the display prefix followed by
+// "..." — except for the development key, which SPEC §2 has the Studio list whole.
+type APIKeyView struct {
+	ID               int64      `json:"id"`
+	APIKey           string     `json:"apiKey"`
+	Name             string     `json:"name"`
+	Role             keys.Role  `json:"role"`
+	RoleLabel        string     `json:"roleLabel"`
+	IsDevelopmentKey bool       `json:"isDevelopmentKey"`
+	Created          time.Time  `json:"created"`
+	LastUsed         *time.Time `json:"lastUsed,omitempty"`
+}
+
+// NewAPIKeyView renders a stored key for a listing.
+func NewAPIKeyView(k keys.APIKey) APIKeyView {
+	v := APIKeyView{
+		ID: k.ID, APIKey: k.Prefix + "...", Name: k.Name, Role: k.Role, RoleLabel: k.Role.Label(),
+		IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created,
+	}
+	if k.IsDevelopmentKey && k.DevSecret != "" {
+		v.APIKey = k.DevSecret
+	}
+	if !k.LastUsed.IsZero() {
+		lu := k.LastUsed
+		v.LastUsed = &lu
+	}
+	return v
+}
+
+// HMACKeyView is one row of GET /v1/api/{projectId}/hmackeys.
+type HMACKeyView struct {
+	ID               int64     `json:"id"`
+	HMACKey          string    `json:"hmacKey"`
+	Name             string    `json:"name"`
+	IsDevelopmentKey bool      `json:"isDevelopmentKey"`
+	Created          time.Time `json:"created"`
+}
+
+// NewHMACKeyView renders a stored HMAC key.
+func NewHMACKeyView(k keys.HMACKey) HMACKeyView {
+	return HMACKeyView{ID: k.ID, HMACKey: k.Secret, Name: k.Name, IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created}
+}
+
+// ListAPIKeysResponse is the answer of GET apikeys.
+type ListAPIKeysResponse struct {
+	Success bool         `json:"success"`
+	APIKeys []APIKeyView `json:"apiKeys"`
+}
+
+// ListHMACKeysResponse is the answer of GET hmackeys.
+type ListHMACKeysResponse struct {
+	Success  bool          `json:"success"`
+	HMACKeys []HMACKeyView `json:"hmacKeys"`
+}
+
+// CreatedResponse is the answer of POST apikeys (with the whole key, shown once) and POST hmackeys.
+type CreatedResponse struct {
+	Success bool   `json:"success"`
+	ID      int64  `json:"id"`
+	APIKey  string `json:"apiKey,omitempty"`
+}
+
+// DevKeysResponse is the answer of GET devkeys and devkeys/hmac.
+type DevKeysResponse struct {
+	Success bool    `json:"success"`
+	APIKey  *string `json:"apiKey,omitempty"`
+	HMACKey *string `json:"hmacKey,omitempty"`
+}
+
+// NoDevKeysMessage is what the platform's tools print when a project has no development keys.
+const NoDevKeysMessage = "You don't have any development keys set"

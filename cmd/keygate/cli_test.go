@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// cli runs one keygate command in-process and returns its exit status and output.
+func cli(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+var keyRE = regexp.MustCompile(`ei_[0-9a-f]{64}`)
+
+func TestCLIKeysEmbedded(t *testing.T) {
+	t.Setenv("KEYGATE_DATA_DIR", t.TempDir())
+	t.Setenv("KEYGATE_REDIS_URL", "")
+
+	code, out, errOut := cli(t, "keys", "create", "--project", "1", "--name", "admin", "--role", "admin", "--json")
+	if code != 0 {
+		t.Fatalf("create: %d %s", code, errOut)
+	}
+	var created struct {
+		ID     int64  `json:"id"`
+		APIKey string `json:"apiKey"`
+	}
+	if err := json.Unmarshal([]byte(out), &created); err != nil || !keyRE.MatchString(created.APIKey) {
+		t.Fatalf("create --json: %q (%v)", out, err)
+	}
+	code, out, _ = cli(t, "keys", "create", "--project", "1", "--name", "ro", "--role", "readonly")
+	if code != 0 || !keyRE.MatchString(out) {
+		t.Fatalf("create (text): %d %q", code, out)
+	}
+	if code, _, _ := cli(t, "keys", "create", "--project", "1", "--name", "dev", "--role", "ingestiononly", "--dev"); code != 0 {
+		t.Fatal("create dev failed")
+	}
+
+	code, out, _ = cli(t, "keys", "list", "--project", "1", "--json")
+	if code != 0 {
+		t.Fatal("list failed")
+	}
+	if strings.Contains(out, created.APIKey) {
+		t.Error("list shows a whole non-development key")
+	}
+	var list struct {
+		APIKeys []struct {
+			ID     int64  `json:"id"`
+			APIKey string `json:"apiKey"`
+			Dev    bool   `json:"isDevelopmentKey"`
+		} `json:"apiKeys"`
+	}
+	if err := json.Unmarshal([]byte(out), &list); err != nil || len(list.APIKeys) != 3 {
+		t.Fatalf("list --json: %v %q", err, out)
+	}
+	for _, k := range list.APIKeys {
+		if k.Dev != keyRE.MatchString(k.APIKey) {
+			t.Errorf("key %d: dev=%v but listed as %q", k.ID, k.Dev, k.APIKey)
+		}
+	}
+
+	if code, _, _ := cli(t, "keys", "revoke", "--project", "1", "--id", "1"); code != 0 {
+		t.Fatal("revoke failed")
+	}
+	if code, _, errOut := cli(t, "keys", "revoke", "--project", "1", "--id", "1"); code != 1 || !strings.Contains(errOut, "no API key with id 1") {
+		t.Errorf("second revoke: %d %q", code, errOut)
+	}
+
+	code, out, _ = cli(t, "hmac", "create", "--project", "1", "--name", "h", "--key", "fed53116f20684c067774ebf9e7bcbdc", "--dev")
+	if code != 0 {
+		t.Fatal("hmac create failed")
+	}
+	code, out, _ = cli(t, "devkeys", "--project", "1")
+	if code != 0 || !strings.Contains(out, "fed53116f20684c067774ebf9e7bcbdc") || !keyRE.MatchString(out) {
+		t.Errorf("devkeys: %d %q", code, out)
+	}
+	code, _, errOut = cli(t, "devkeys", "--project", "7")
+	if code != 1 || !strings.Contains(errOut, "You don't have any development keys set") {
+		t.Errorf("devkeys without keys: %d %q", code, errOut)
+	}
+	code, out, _ = cli(t, "hmac", "list", "--project", "1", "--json")
+	if code != 0 || !strings.Contains(out, `"hmacKey": "fed53116f20684c067774ebf9e7bcbdc"`) {
+		t.Errorf("hmac list: %d %q", code, out)
+	}
+	if code, _, _ := cli(t, "hmac", "delete", "--project", "1", "--id", "99"); code != 1 {
+		t.Errorf("delete of a missing hmac key: exit %d, want 1", code)
+	}
+}
+
+func TestCLIUsageErrors(t *testing.T) {
+	t.Setenv("KEYGATE_DATA_DIR", t.TempDir())
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"no command", nil, 2, "usage"},
+		{"unknown command", []string{"frobnicate"}, 2, "unknown command"},
+		{"unknown role", []string{"keys", "create", "--project", "1", "--name", "x", "--role", "superuser"}, 2, "unknown role"},
+		{"missing project", []string{"keys", "list"}, 2, "--project is required"},
+		{"bad project", []string{"keys", "list", "--project", "abc"}, 2, "invalid value"},
+		{"bad flag", []string{"keys", "create", "--bogus"}, 2, "not defined"},
+		{"short own key", []string{"keys", "create", "--project", "1", "--name", "x", "--role", "admin", "--key", "ei_short"}, 2, "at least 32"},
+		{"unknown subcommand", []string{"hmac", "rotate"}, 2, "unknown subcommand"},
+		{"help", []string{"keys", "create", "--help"}, 0, ""},
+		{"version", []string{"version"}, 0, ""},
+		{"bad master key", []string{"keys", "list", "--project", "1"}, 2, "KEYGATE_MASTER_KEY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.name == "bad master key" {
+				t.Setenv("KEYGATE_MASTER_KEY", "too-short")
+			}
+			code, _, errOut := cli(t, tt.args...)
+			if code != tt.code || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d containing %q", code, errOut, tt.code, tt.want)
+			}
+			if strings.Contains(errOut, "goroutine") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 && tt.code == 2 && tt.want != "usage" {
+				t.Errorf("not one clear line: %q", errOut)
+			}
+		})
+	}
+}
+
+func TestCLILockedStore(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("KEYGATE_DATA_DIR", dir)
+	held, err := keys.OpenBolt(dir, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	start := time.Now()
+	code, _, errOut := cli(t, "keys", "list", "--project", "1")
+	if code != 1 || !strings.Contains(errOut, "held by another process") {
+		t.Errorf("exit %d, %q", code, errOut)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Error("the command waited for the lock instead of failing at once")
+	}
+}

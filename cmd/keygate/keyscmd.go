@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"text/tabwriter"
+	"time"
+
+	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/keys"
+)
+
+// subcommands dispatches `keygate <group> <sub>`.
+func subcommands(group string, subs map[string]func(context.Context, []string, io.Writer, io.Writer) error, order []string) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+			fmt.Fprintf(stdout, "usage: keygate %s <", group)
+			for i, o := range order {
+				if i > 0 {
+					fmt.Fprint(stdout, "|")
+				}
+				fmt.Fprint(stdout, o)
+			}
+			fmt.Fprintln(stdout, "> [flags]")
+			if len(args) == 0 {
+				return silentError{2}
+			}
+			return nil
+		}
+		f, ok := subs[args[0]]
+		if !ok {
+			return usagef("%s: unknown subcommand %q", group, args[0])
+		}
+		return f(ctx, args[1:], stdout, stderr)
+	}
+}
+
+var runKeys = subcommands("keys", map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+	"create": keysCreate, "list": keysList, "revoke": keysRevoke,
+}, []string{"create", "list", "revoke"})
+
+var runHMAC = subcommands("hmac", map[string]func(context.Context, []string, io.Writer, io.Writer) error{
+	"create": hmacCreate, "list": hmacList, "delete": hmacDelete,
+}, []string{"create", "list", "delete"})
+
+// projectFlag registers --project and returns a getter that validates it.
+func projectFlag(fs *flag.FlagSet) func() (int64, error) {
+	p := fs.Int64("project", 0, "project id (required)")
+	return func() (int64, error) {
+		if *p <= 0 {
+			return 0, usagef("%s: --project is required and must be a positive integer", fs.Name())
+		}
+		return *p, nil
+	}
+}
+
+// withStore opens the configured store for one command.
+func withStore(fn func(keys.Store) error) error {
+	cfg, err := loadStoreConfig()
+	if err != nil {
+		return err
+	}
+	s, err := cfg.open()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("keys create")
+	project := projectFlag(fs)
+	name := fs.String("name", "", "name of the key (required)")
+	role := fs.String("role", "", "admin, ingestion_deployment, ingestiononly or readonly (required)")
+	dev := fs.Bool("dev", false, "make it the project's development key (moves the flag off the previous one)")
+	key := fs.String("key", "", "use this key (ei_…, at least 32 characters) instead of generating one")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		return usagef("keys create: --name is required")
+	}
+	r, err := keys.ParseRole(*role)
+	if err != nil {
+		return usagef("keys create: --role: %v", err)
+	}
+	k := *key
+	if k == "" {
+		if k, err = keys.GenerateAPIKey(); err != nil {
+			return err
+		}
+	} else if err := keys.ValidateAPIKey(k); err != nil {
+		return usagef("keys create: --key: %v", err)
+	}
+	return withStore(func(s keys.Store) error {
+		ak, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: k})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, struct {
+				admin.CreatedResponse
+				Name             string    `json:"name"`
+				Role             keys.Role `json:"role"`
+				ProjectID        int64     `json:"projectId"`
+				IsDevelopmentKey bool      `json:"isDevelopmentKey"`
+			}{admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k}, ak.Name, ak.Role, ak.ProjectID, ak.IsDevelopmentKey})
+		}
+		fmt.Fprintf(stdout, "%s\n", k)
+		fmt.Fprintf(stderr, "Created API key %d %q (%s) for project %d%s. This is the only time the whole key is shown.\n",
+			ak.ID, ak.Name, ak.Role.Label(), pid, devSuffix(ak.IsDevelopmentKey))
+		return nil
+	})
+}
+
+func devSuffix(dev bool) string {
+	if dev {
+		return ", development key"
+	}
+	return ""
+}
+
+func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("keys list")
+	project := projectFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/apikeys)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	return withStore(func(s keys.Store) error {
+		list, err := s.ListAPIKeys(ctx, pid)
+		if err != nil {
+			return err
+		}
+		views := make([]admin.APIKeyView, 0, len(list))
+		for _, k := range list {
+			views = append(views, admin.NewAPIKeyView(k))
+		}
+		if *asJSON {
+			return writeJSON(stdout, admin.ListAPIKeysResponse{Success: true, APIKeys: views})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tDEV\tKEY\tCREATED\tLAST USED")
+		for _, v := range views {
+			lu := "never"
+			if v.LastUsed != nil {
+				lu = v.LastUsed.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Role, yes(v.IsDevelopmentKey), v.APIKey, v.Created.Format(time.RFC3339), lu)
+		}
+		return tw.Flush()
+	})
+}
+
+func yes(b bool) string {
+	if b {
+		return "yes"
+	}
+	return ""
+}
+
+func keysRevoke(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("keys revoke")
+	project := projectFlag(fs)
+	id := fs.Int64("id", 0, "id of the key to revoke (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	if *id <= 0 {
+		return usagef("keys revoke: --id is required")
+	}
+	return withStore(func(s keys.Store) error {
+		if err := s.RevokeAPIKey(ctx, pid, *id); err != nil {
+			if errors.Is(err, keys.ErrNotFound) {
+				return fmt.Errorf("project %d has no API key with id %d", pid, *id)
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked API key %d of project %d.\n", *id, pid)
+		return nil
+	})
+}
+
+func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("hmac create")
+	project := projectFlag(fs)
+	name := fs.String("name", "", "name of the key (required)")
+	key := fs.String("key", "", "the HMAC key (default: 32 random hex characters)")
+	dev := fs.Bool("dev", false, "make it the project's development HMAC key")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	if *name == "" {
+		return usagef("hmac create: --name is required")
+	}
+	secret := *key
+	if secret == "" {
+		if secret, err = keys.GenerateHMACKey(); err != nil {
+			return err
+		}
+	}
+	cfg, err := loadStoreConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.MasterKey == "" {
+		warnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
+	}
+	return withStore(func(s keys.Store) error {
+		hk, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev})
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(stdout, struct {
+				Success bool `json:"success"`
+				admin.HMACKeyView
+			}{true, admin.NewHMACKeyView(hk)})
+		}
+		fmt.Fprintf(stdout, "%s\n", hk.Secret)
+		fmt.Fprintf(stderr, "Created HMAC key %d %q for project %d%s.\n", hk.ID, hk.Name, pid, devSuffix(hk.IsDevelopmentKey))
+		return nil
+	})
+}
+
+func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("hmac list")
+	project := projectFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/hmackeys)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	return withStore(func(s keys.Store) error {
+		list, err := s.ListHMACKeys(ctx, pid)
+		if err != nil {
+			return err
+		}
+		views := make([]admin.HMACKeyView, 0, len(list))
+		for _, k := range list {
+			views = append(views, admin.NewHMACKeyView(k))
+		}
+		if *asJSON {
+			return writeJSON(stdout, admin.ListHMACKeysResponse{Success: true, HMACKeys: views})
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tDEV\tHMAC KEY\tCREATED")
+		for _, v := range views {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.ID, v.Name, yes(v.IsDevelopmentKey), v.HMACKey, v.Created.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	})
+}
+
+func hmacDelete(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	fs := newFlagSet("hmac delete")
+	project := projectFlag(fs)
+	id := fs.Int64("id", 0, "id of the HMAC key to delete (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	if *id <= 0 {
+		return usagef("hmac delete: --id is required")
+	}
+	return withStore(func(s keys.Store) error {
+		if err := s.DeleteHMACKey(ctx, pid, *id); err != nil {
+			if errors.Is(err, keys.ErrNotFound) {
+				return fmt.Errorf("project %d has no HMAC key with id %d", pid, *id)
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "Deleted HMAC key %d of project %d.\n", *id, pid)
+		return nil
+	})
+}
+
+func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("devkeys")
+	project := projectFlag(fs)
+	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/devkeys)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	pid, err := project()
+	if err != nil {
+		return err
+	}
+	return withStore(func(s keys.Store) error {
+		api, hk, err := keys.DevelopmentKeys(ctx, s, pid)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			resp := admin.DevKeysResponse{Success: true}
+			if api != nil {
+				resp.APIKey = &api.DevSecret
+			}
+			if hk != nil {
+				resp.HMACKey = &hk.Secret
+			}
+			if err := writeJSON(stdout, resp); err != nil {
+				return err
+			}
+		} else {
+			if api != nil {
+				fmt.Fprintf(stdout, "API key:  %s  (id %d, %q, %s)\n", api.DevSecret, api.ID, api.Name, api.Role.Label())
+			}
+			if hk != nil {
+				fmt.Fprintf(stdout, "HMAC key: %s  (id %d, %q)\n", hk.Secret, hk.ID, hk.Name)
+			}
+		}
+		if api == nil && hk == nil {
+			fmt.Fprintf(stderr, "%s for project %d (no development keys set).\n", admin.NoDevKeysMessage, pid)
+			return silentError{1}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,154 @@
+// Command keygate is the authentication gateway for the platform's Studio, ingestion and remote
+// management APIs, and the tool that manages its keys. Run `keygate help` for the commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+)
+
+// version is stamped at build time: go build -ldflags "-X main.version=1.2.3".
+var version = ""
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the gateway (configured from KEYGATE_* environment variables)", runServe},
+		{"demo", "run the gateway with the embedded store and a built-in stand-in backend", runDemo},
+		{"keys", "manage API keys: create, list, revoke", runKeys},
+		{"hmac", "manage HMAC keys: create, list, delete", runHMAC},
+		{"devkeys", "show a project's development keys", runDevKeys},
+		{"settings", "show or change a project's settings", runSettings},
+		{"sign", "sign a data acquisition file with an HMAC key", runSign},
+		{"verify", "verify a signed data acquisition file", runVerify},
+		{"version", "print the version", runVersion},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: keygate <command> [flags]\n\ncommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun `keygate <command> --help` for a command's flags. Configuration: see README.md.")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command and returns the process exit status: 0 ok, 1 failure, 2 bad usage.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == name {
+			return exitStatus(c.run(ctx, args[1:], stdout, stderr), stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "keygate: unknown command %q (run `keygate help`)\n", name)
+	return 2
+}
+
+func exitStatus(err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "keygate: %s\n", ue.msg)
+		return 2
+	}
+	var se silentError
+	if errors.As(err, &se) {
+		return se.code
+	}
+	fmt.Fprintf(stderr, "keygate: %v\n", err)
+	return 1
+}
+
+// silentError ends a command with a status after it has printed its own message.
+type silentError struct{ code int }
+
+func (e silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "keygate %s\n", versionString())
+	return nil
+}
+
+// newFlagSet makes a FlagSet that prints nothing itself: parseFlags turns its errors into one usage
+// line (exit 2) and --help into the command's usage on stdout (exit 0).
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseFlags parses args, printing the usage on --help and turning other errors into one line.
+func parseFlags(fs *flag.FlagSet, args []string, synopsis ...string) error {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		printUsage(fs, synopsis...)
+		return flag.ErrHelp
+	}
+	if err != nil {
+		return usagef("%s: %v", fs.Name(), err)
+	}
+	if fs.NArg() > 0 && len(synopsis) == 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
+func printUsage(fs *flag.FlagSet, synopsis ...string) {
+	w := os.Stdout
+	line := "keygate " + fs.Name() + " [flags]"
+	if len(synopsis) > 0 {
+		line = "keygate " + fs.Name() + " " + synopsis[0]
+	}
+	fmt.Fprintf(w, "usage: %s\n", line)
+	fs.VisitAll(func(f *flag.Flag) {
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			def = fmt.Sprintf(" (default %s)", f.DefValue)
+		}
+		fmt.Fprintf(w, "  --%-14s %s%s\n", f.Name, f.Usage, def)
+	})
+}

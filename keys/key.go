@@ -1,0 +1,249 @@
+// Package keys owns keygate's credentials: API keys (stored only as SHA-256 hashes), HMAC keys
+// (stored so they can be used, encrypted when a master key is configured), the roles, the Principal a
+// key resolves to, and the Store that keeps them — in Redis or in an embedded bbolt file.
+package keys
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrNotFound: no such key (never created, revoked, or deleted).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidKey: a caller-supplied key does not have the API key form.
+	ErrInvalidKey = errors.New("invalid key")
+	// ErrExists: a caller-supplied key is already in use.
+	ErrExists = errors.New("key already exists")
+	// ErrLocked: the embedded store's file is held by another process.
+	ErrLocked = errors.New("data file in use by another keygate process")
+)
+
+const (
+	// KeyPrefix starts every API key.
+	KeyPrefix = "ei_"
+	// MinKeyLength is the shortest caller-supplied key accepted (SPEC §2).
+	MinKeyLength = 32
+	// MaxKeyLength bounds what is hashed and stored; longer header values are refused unread.
+	MaxKeyLength = 256
+	// displayChars is how many characters after "ei_" a listing shows.
+	displayChars = 8
+)
+
+// Hash is the SHA-256 of an API key: what the store keeps and what lookups use.
+type Hash [32]byte
+
+// String is the lowercase hex of the hash (safe to log: it cannot be turned back into the key).
+func (h Hash) String() string { return hex.EncodeToString(h[:]) }
+
+// HashKey hashes an API key for storage and lookup.
+func HashKey(key string) Hash { return sha256.Sum256([]byte(key)) }
+
+// ParseHash reads a hash written by Hash.String.
+func ParseHash(s string) (Hash, error) {
+	var h Hash
+	if len(s) != 64 {
+		return h, fmt.Errorf("parse hash: want 64 hex characters, got %d", len(s))
+	}
+	if _, err := hex.Decode(h[:], []byte(s)); err != nil {
+		return h, fmt.Errorf("parse hash: %w", err)
+	}
+	return h, nil
+}
+
+// GenerateAPIKey returns a new key: "ei_" and 64 lowercase hex characters from crypto/rand.
+func GenerateAPIKey() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate api key: %w", err)
+	}
+	return KeyPrefix + hex.EncodeToString(b[:]), nil
+}
+
+// GenerateHMACKey returns 32 random lowercase hex characters, the form the platform's examples use.
+func GenerateHMACKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate hmac key: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// LooksLikeAPIKey is the cheap shape check done before any hashing or lookup: "ei_", at least
+// MinKeyLength and at most MaxKeyLength printable ASCII characters.
+func LooksLikeAPIKey(s string) bool {
+	if len(s) < MinKeyLength || len(s) > MaxKeyLength || !strings.HasPrefix(s, KeyPrefix) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateAPIKey explains why a caller-supplied key is refused. The error never contains the key.
+func ValidateAPIKey(s string) error {
+	switch {
+	case !strings.HasPrefix(s, KeyPrefix):
+		return fmt.Errorf("%w: an API key must start with %q", ErrInvalidKey, KeyPrefix)
+	case len(s) < MinKeyLength:
+		return fmt.Errorf("%w: an API key must be at least %d characters long", ErrInvalidKey, MinKeyLength)
+	case !LooksLikeAPIKey(s):
+		return fmt.Errorf("%w: an API key must be at most %d printable ASCII characters without spaces", ErrInvalidKey, MaxKeyLength)
+	}
+	return nil
+}
+
+// DisplayPrefix is the recognisable part a listing shows: "ei_" and the next 8 characters.
+func DisplayPrefix(key string) string {
+	n := len(KeyPrefix) + displayChars
+	if len(key) < n {
+		n = len(key)
+	}
+	return key[:n]
+}
+
+// APIKey is a stored API key. Nothing in it can give the key back except DevSecret, which is kept
+// (sealed) only while the key is its project's development key, because SPEC §2 has the Studio list
+// the development key whole and CLI tooling fetch it.
+type APIKey struct {
+	ID               int64     `json:"id"`
+	ProjectID        int64     `json:"projectId"`
+	Name             string    `json:"name"`
+	Role             Role      `json:"role"`
+	IsDevelopmentKey bool      `json:"isDevelopmentKey"`
+	Hash             Hash      `json:"-"`
+	Prefix           string    `json:"prefix"`
+	Created          time.Time `json:"created"`
+	LastUsed         time.Time `json:"lastUsed,omitzero"`
+	// DevSecret is the whole key, only for the development key (empty otherwise).
+	DevSecret string `json:"-"`
+}
+
+// Principal returns what the key means to the gateway.
+func (k APIKey) Principal() Principal {
+	return Principal{KeyID: k.ID, ProjectID: k.ProjectID, Role: k.Role, Dev: k.IsDevelopmentKey, Name: k.Name}
+}
+
+// NewAPIKey is what a caller gives to create an API key.
+type NewAPIKey struct {
+	ProjectID        int64
+	Name             string
+	Role             Role
+	IsDevelopmentKey bool
+	// Key is the whole key, generated by Generate or supplied by the caller; the store keeps its hash.
+	Key string
+}
+
+// Validate checks the request before anything is stored.
+func (n NewAPIKey) Validate() error {
+	if n.ProjectID <= 0 {
+		return fmt.Errorf("project id must be a positive integer")
+	}
+	if strings.TrimSpace(n.Name) == "" {
+		return fmt.Errorf("name is required")
+	}
+	if len(n.Name) > 200 {
+		return fmt.Errorf("name is longer than 200 characters")
+	}
+	if !n.Role.Valid() {
+		return fmt.Errorf("role is required (admin, ingestion_deployment, ingestiononly or readonly)")
+	}
+	return ValidateAPIKey(n.Key)
+}
+
+// HMACKey is a project's HMAC key, used to verify signed samples. Secret is the plain key.
+type HMACKey struct {
+	ID               int64     `json:"id"`
+	ProjectID        int64     `json:"projectId"`
+	Name             string    `json:"name"`
+	Secret           string    `json:"hmacKey"`
+	IsDevelopmentKey bool      `json:"isDevelopmentKey"`
+	Created          time.Time `json:"created"`
+}
+
+// NewHMACKey is what a caller gives to create an HMAC key.
+type NewHMACKey struct {
+	ProjectID        int64
+	Name             string
+	Secret           string
+	IsDevelopmentKey bool
+}
+
+// Validate checks the request before anything is stored.
+func (n NewHMACKey) Validate() error {
+	if n.ProjectID <= 0 {
+		return fmt.Errorf("project id must be a positive integer")
+	}
+	if strings.TrimSpace(n.Name) == "" {
+		return fmt.Errorf("name is required")
+	}
+	if n.Secret == "" {
+		return fmt.Errorf("hmac key is required")
+	}
+	if len(n.Secret) > 1024 {
+		return fmt.Errorf("hmac key is longer than 1024 bytes")
+	}
+	return nil
+}
+
+// Principal is what a resolved API key means: who is calling, for which project, with which role.
+type Principal struct {
+	KeyID     int64  `json:"keyId"`
+	ProjectID int64  `json:"projectId"`
+	Role      Role   `json:"role"`
+	Dev       bool   `json:"dev"`
+	Name      string `json:"name"`
+}
+
+// Limit is a rate: Rate events per Period, bursting to Burst. The zero Limit means "not set".
+type Limit struct {
+	Rate   int           `json:"rate"`
+	Period time.Duration `json:"period"`
+	Burst  int           `json:"burst"`
+}
+
+// IsZero reports whether the limit is unset.
+func (l Limit) IsZero() bool { return l.Rate == 0 && l.Burst == 0 }
+
+// ProjectSettings are per-project options kept in the store.
+type ProjectSettings struct {
+	// RequireSignatures refuses unsigned ingestion files for the project.
+	RequireSignatures bool `json:"requireSignatures"`
+	// Limit overrides the role default for the whole project (all keys together).
+	Limit Limit `json:"limit,omitzero"`
+	// KeyLimits override the role default per API key id.
+	KeyLimits map[int64]Limit `json:"keyLimits,omitempty"`
+}
+
+// EventKind says what changed.
+type EventKind uint8
+
+// Event kinds announced by a Store.
+const (
+	// EventResync: announcements may have been missed (a subscription was (re)established); drop everything cached.
+	EventResync EventKind = iota
+	// EventRevoked: an API key was revoked; Hash says which.
+	EventRevoked
+	// EventKeyChanged: an API key's principal changed (the development flag moved); Hash says which.
+	EventKeyChanged
+	// EventHMACChanged: a project's HMAC keys changed.
+	EventHMACChanged
+	// EventSettingsChanged: a project's settings changed.
+	EventSettingsChanged
+)
+
+// Event is a change announced to every subscriber (every gateway replica).
+type Event struct {
+	Kind      EventKind
+	ProjectID int64
+	Hash      Hash
+}

@@ -1,0 +1,109 @@
+package keys
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func TestParseRole(t *testing.T) {
+	for _, r := range Roles {
+		got, err := ParseRole(r.String())
+		if err != nil || got != r {
+			t.Errorf("ParseRole(%q) = %v, %v", r.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"", "Admin", "ADMIN", "superuser", "ingestion", "read-only", "invalid"} {
+		if _, err := ParseRole(bad); err == nil {
+			t.Errorf("ParseRole(%q) accepted", bad)
+		}
+	}
+	if RoleInvalid.Valid() {
+		t.Error("zero Role is valid")
+	}
+	if RoleIngestionDeployment.Label() != "Ingestion + deployment" {
+		t.Errorf("label = %q", RoleIngestionDeployment.Label())
+	}
+}
+
+func TestGenerateAPIKey(t *testing.T) {
+	re := regexp.MustCompile(`^ei_[0-9a-f]{64}$`)
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		k, err := GenerateAPIKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !re.MatchString(k) || seen[k] {
+			t.Fatalf("bad or repeated key %q", k)
+		}
+		seen[k] = true
+		if err := ValidateAPIKey(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h, _ := GenerateHMACKey()
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(h) {
+		t.Errorf("hmac key %q", h)
+	}
+}
+
+func TestValidateAPIKey(t *testing.T) {
+	tests := []struct {
+		key string
+		ok  bool
+	}{
+		{"ei_" + strings.Repeat("a", 29), true},
+		{"ei_" + strings.Repeat("a", 28), false},
+		{"EI_" + strings.Repeat("a", 40), false},
+		{"ei_" + strings.Repeat("a", 300), false},
+		{"ei_" + strings.Repeat("a", 30) + "\x00", false},
+	}
+	for _, tt := range tests {
+		if err := ValidateAPIKey(tt.key); (err == nil) != tt.ok {
+			t.Errorf("ValidateAPIKey(len %d) = %v, want ok=%v", len(tt.key), err, tt.ok)
+		}
+		if LooksLikeAPIKey(tt.key) != tt.ok {
+			t.Errorf("LooksLikeAPIKey(len %d) != %v", len(tt.key), tt.ok)
+		}
+	}
+}
+
+func TestMasterKeyAndSealer(t *testing.T) {
+	raw := []byte("0123456789abcdef0123456789abcdef")
+	for _, form := range []string{hex.EncodeToString(raw), base64.StdEncoding.EncodeToString(raw), base64.RawURLEncoding.EncodeToString(raw)} {
+		got, err := ParseMasterKey(form)
+		if err != nil || string(got) != string(raw) {
+			t.Errorf("ParseMasterKey(%q) = %q, %v", form, got, err)
+		}
+	}
+	for _, bad := range []string{"", "short", base64.StdEncoding.EncodeToString(raw[:16]), strings.Repeat("z", 64)} {
+		if _, err := ParseMasterKey(bad); err == nil {
+			t.Errorf("ParseMasterKey(%q) accepted", bad)
+		}
+	}
+	s, err := NewSealer(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := s.Seal("secret", "hmac", 1, 2)
+	if err != nil || strings.Contains(sealed, "secret") {
+		t.Fatalf("sealed = %q, %v", sealed, err)
+	}
+	if got, err := s.Open(sealed, "hmac", 1, 2); err != nil || got != "secret" {
+		t.Errorf("open = %q, %v", got, err)
+	}
+	if _, err := s.Open(sealed, "hmac", 2, 2); err == nil {
+		t.Error("a sealed secret opened on another record")
+	}
+	var none *Sealer
+	if _, err := none.Open(sealed, "hmac", 1, 2); err != ErrSealed {
+		t.Errorf("open without master key: %v", err)
+	}
+	plain, _ := none.Seal("secret", "hmac", 1, 2)
+	if got, _ := s.Open(plain, "hmac", 1, 2); got != "secret" {
+		t.Error("plain records written before a master key was set do not open")
+	}
+}

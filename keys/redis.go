@@ -1,0 +1,575 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisStore keeps keys in Redis so every replica shares them. Layout (one project's records share
+// the hash tag {p<id>}, so Redis Cluster keeps them in one slot and transactions over them work):
+//
+//	kg:{p<pid>}:apikeys   HASH  id -> apiKeyRecord (JSON)
+//	kg:{p<pid>}:lastused  HASH  id -> unix ms
+//	kg:{p<pid>}:hmackeys  HASH  id -> hmacRecord (JSON, secret sealed)
+//	kg:{p<pid>}:settings  STRING ProjectSettings (JSON)
+//	kg:apikey:<sha256>    STRING the principal: what a lookup reads, in one GET
+//	kg:seq                INCR  id sequence
+//
+// Changes are announced on the pub/sub channel kg:events.
+type RedisStore struct {
+	rdb    redis.UniversalClient
+	sealer *Sealer
+	now    func() time.Time
+}
+
+// EventsChannel is the pub/sub channel on which changes are announced.
+const EventsChannel = "kg:events"
+
+var _ Store = (*RedisStore)(nil)
+
+// NewRedisStore uses an existing client (standalone, Sentinel or Cluster).
+func NewRedisStore(rdb redis.UniversalClient, sealer *Sealer) *RedisStore {
+	return &RedisStore{rdb: rdb, sealer: sealer, now: time.Now}
+}
+
+// Client is the underlying Redis client, shared with the rate limiter and the replay guard.
+func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
+
+// NewRedisClient builds a client from KEYGATE_REDIS_URL:
+//
+//	redis://[user:pass@]host:port[/db][?opts]          standalone (rediss:// for TLS)
+//	redis+sentinel://[user:pass@]s1:26379?master_name=mymaster&addr=s2:26379[&opts]   Sentinel
+//	redis+cluster://[user:pass@]n1:6379?addr=n2:6379&addr=n3:6379[&opts]             Cluster
+//
+// (rediss+sentinel:// and rediss+cluster:// use TLS.) Options are go-redis's URL query options, e.g.
+// dial_timeout=2s, read_timeout=1s, pool_size=50.
+func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse redis url: invalid URL")
+	}
+	scheme, mode, _ := strings.Cut(u.Scheme, "+")
+	if scheme != "redis" && scheme != "rediss" {
+		return nil, fmt.Errorf("redis url: scheme must be redis, rediss, redis+sentinel or redis+cluster, got %q", u.Scheme)
+	}
+	u.Scheme = scheme
+	switch mode {
+	case "":
+		o, err := redis.ParseURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", redactErr(err))
+		}
+		return redis.NewClient(o), nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel url: %w", redactErr(err))
+		}
+		if o.MasterName == "" {
+			return nil, fmt.Errorf("redis sentinel url: master_name=... is required")
+		}
+		return redis.NewFailoverClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster url: %w", redactErr(err))
+		}
+		return redis.NewClusterClient(o), nil
+	}
+	return nil, fmt.Errorf("redis url: unknown mode %q (want sentinel or cluster)", mode)
+}
+
+// redactErr drops error texts that could quote the URL (and so a password).
+func redactErr(err error) error {
+	if strings.Contains(err.Error(), "@") {
+		return errors.New("invalid URL")
+	}
+	return err
+}
+
+func projKey(pid int64, what string) string {
+	return "kg:{p" + strconv.FormatInt(pid, 10) + "}:" + what
+}
+
+func indexKey(h Hash) string { return "kg:apikey:" + h.String() }
+
+// indexRecord is what a lookup reads: a principal, nothing secret.
+type indexRecord struct {
+	ID        int64  `json:"id"`
+	ProjectID int64  `json:"project"`
+	Name      string `json:"name"`
+	Role      Role   `json:"role"`
+	Dev       bool   `json:"dev,omitempty"`
+}
+
+func indexOf(r apiKeyRecord) []byte {
+	return encode(indexRecord{ID: r.ID, ProjectID: r.ProjectID, Name: r.Name, Role: r.Role, Dev: r.Dev})
+}
+
+func (s *RedisStore) publish(ctx context.Context, e Event) error {
+	msg := ""
+	pid := strconv.FormatInt(e.ProjectID, 10)
+	switch e.Kind {
+	case EventRevoked:
+		msg = "r:" + pid + ":" + e.Hash.String()
+	case EventKeyChanged:
+		msg = "k:" + pid + ":" + e.Hash.String()
+	case EventHMACChanged:
+		msg = "h:" + pid
+	case EventSettingsChanged:
+		msg = "s:" + pid
+	default:
+		return nil
+	}
+	if err := s.rdb.Publish(ctx, EventsChannel, msg).Err(); err != nil {
+		return fmt.Errorf("announce change: %w", err)
+	}
+	return nil
+}
+
+func parseEvent(msg string) (Event, bool) {
+	parts := strings.Split(msg, ":")
+	if len(parts) < 2 {
+		return Event{}, false
+	}
+	pid, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return Event{}, false
+	}
+	e := Event{ProjectID: pid}
+	switch parts[0] {
+	case "r", "k":
+		if len(parts) != 3 {
+			return Event{}, false
+		}
+		h, err := ParseHash(parts[2])
+		if err != nil {
+			return Event{}, false
+		}
+		e.Hash = h
+		e.Kind = EventRevoked
+		if parts[0] == "k" {
+			e.Kind = EventKeyChanged
+		}
+	case "h":
+		e.Kind = EventHMACChanged
+	case "s":
+		e.Kind = EventSettingsChanged
+	default:
+		return Event{}, false
+	}
+	return e, true
+}
+
+// txRetries bounds optimistic-transaction retries under contention.
+const txRetries = 50
+
+// watchTx runs fn in a WATCH/MULTI/EXEC transaction over keys of one project, retrying on conflict.
+func (s *RedisStore) watchTx(ctx context.Context, fn func(*redis.Tx) error, keys ...string) error {
+	for i := 0; i < txRetries; i++ {
+		err := s.rdb.Watch(ctx, fn, keys...)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("transaction: too much contention")
+}
+
+// CreateAPIKey implements Store.
+func (s *RedisStore) CreateAPIKey(ctx context.Context, n NewAPIKey) (APIKey, error) {
+	if err := n.Validate(); err != nil {
+		return APIKey{}, err
+	}
+	id, err := s.rdb.Incr(ctx, "kg:seq").Result()
+	if err != nil {
+		return APIKey{}, fmt.Errorf("create api key: %w", err)
+	}
+	rec, err := newAPIKeyRecord(n, id, s.now(), s.sealer)
+	if err != nil {
+		return APIKey{}, fmt.Errorf("create api key: %w", err)
+	}
+	h := HashKey(n.Key)
+	// Reserve the hash first: it is the uniqueness check, and a key must never have two records.
+	ok, err := s.rdb.SetNX(ctx, indexKey(h), indexOf(rec), 0).Result()
+	if err != nil {
+		return APIKey{}, fmt.Errorf("create api key: %w", err)
+	}
+	if !ok {
+		return APIKey{}, fmt.Errorf("create api key: %w", ErrExists)
+	}
+	hashKey := projKey(n.ProjectID, "apikeys")
+	var moved []apiKeyRecord
+	err = s.watchTx(ctx, func(tx *redis.Tx) error {
+		moved = moved[:0]
+		var updates []any
+		if n.IsDevelopmentKey {
+			all, err := tx.HGetAll(ctx, hashKey).Result()
+			if err != nil {
+				return err
+			}
+			for f, v := range all {
+				old, err := decode[apiKeyRecord]([]byte(v))
+				if err != nil {
+					return err
+				}
+				if old.Dev {
+					old.Dev, old.DevSecret = false, ""
+					moved = append(moved, old)
+					updates = append(updates, f, encode(old))
+				}
+			}
+		}
+		updates = append(updates, strconv.FormatInt(id, 10), encode(rec))
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, hashKey, updates...)
+			return nil
+		})
+		return err
+	}, hashKey)
+	if err != nil {
+		s.rdb.Del(context.WithoutCancel(ctx), indexKey(h))
+		return APIKey{}, fmt.Errorf("create api key: %w", err)
+	}
+	for _, old := range moved {
+		oh, err := ParseHash(old.Hash)
+		if err != nil {
+			continue
+		}
+		// XX: only update a principal that still exists, so a concurrent revoke is never undone.
+		if err := s.rdb.SetXX(ctx, indexKey(oh), indexOf(old), 0).Err(); err != nil {
+			return APIKey{}, fmt.Errorf("create api key: move development flag: %w", err)
+		}
+		_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: oh})
+	}
+	return rec.apiKey(s.sealer)
+}
+
+func (s *RedisStore) lastUsed(ctx context.Context, pid int64) (map[string]string, error) {
+	m, err := s.rdb.HGetAll(ctx, projKey(pid, "lastused")).Result()
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func withLastUsed(ak *APIKey, lu map[string]string) {
+	if v, ok := lu[strconv.FormatInt(ak.ID, 10)]; ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			ak.LastUsed = time.UnixMilli(ms).UTC()
+		}
+	}
+}
+
+// ListAPIKeys implements Store.
+func (s *RedisStore) ListAPIKeys(ctx context.Context, projectID int64) ([]APIKey, error) {
+	all, err := s.rdb.HGetAll(ctx, projKey(projectID, "apikeys")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	lu, err := s.lastUsed(ctx, projectID)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	out := make([]APIKey, 0, len(all))
+	for _, v := range all {
+		rec, err := decode[apiKeyRecord]([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		ak, err := rec.apiKey(s.sealer)
+		if err != nil {
+			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		withLastUsed(&ak, lu)
+		out = append(out, ak)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// GetAPIKey implements Store.
+func (s *RedisStore) GetAPIKey(ctx context.Context, projectID, id int64) (APIKey, error) {
+	v, err := s.rdb.HGet(ctx, projKey(projectID, "apikeys"), strconv.FormatInt(id, 10)).Result()
+	if errors.Is(err, redis.Nil) {
+		return APIKey{}, fmt.Errorf("get api key %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("get api key %d: %w", id, err)
+	}
+	rec, err := decode[apiKeyRecord]([]byte(v))
+	if err != nil {
+		return APIKey{}, fmt.Errorf("get api key %d: %w", id, err)
+	}
+	ak, err := rec.apiKey(s.sealer)
+	if err != nil {
+		return APIKey{}, err
+	}
+	if lu, err := s.lastUsed(ctx, projectID); err == nil {
+		withLastUsed(&ak, lu)
+	}
+	return ak, nil
+}
+
+// RevokeAPIKey implements Store. The lookup record goes first, so the key stops resolving before it
+// stops being listed, never the other way round.
+func (s *RedisStore) RevokeAPIKey(ctx context.Context, projectID, id int64) error {
+	field := strconv.FormatInt(id, 10)
+	hashKey := projKey(projectID, "apikeys")
+	v, err := s.rdb.HGet(ctx, hashKey, field).Result()
+	if errors.Is(err, redis.Nil) {
+		return fmt.Errorf("revoke api key %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	rec, err := decode[apiKeyRecord]([]byte(v))
+	if err != nil {
+		return fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	h, err := ParseHash(rec.Hash)
+	if err != nil {
+		return fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	if err := s.rdb.Del(ctx, indexKey(h)).Err(); err != nil {
+		return fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, hashKey, field)
+		p.HDel(ctx, projKey(projectID, "lastused"), field)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("revoke api key %d: %w", id, err)
+	}
+	return s.publish(ctx, Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
+}
+
+// LookupAPIKey implements Store: one GET.
+func (s *RedisStore) LookupAPIKey(ctx context.Context, h Hash) (Principal, error) {
+	b, err := s.rdb.Get(ctx, indexKey(h)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Principal{}, fmt.Errorf("lookup api key: %w", ErrNotFound)
+	}
+	if err != nil {
+		return Principal{}, fmt.Errorf("lookup api key: %w", err)
+	}
+	r, err := decode[indexRecord](b)
+	if err != nil {
+		return Principal{}, fmt.Errorf("lookup api key: %w", err)
+	}
+	return Principal{KeyID: r.ID, ProjectID: r.ProjectID, Role: r.Role, Dev: r.Dev, Name: r.Name}, nil
+}
+
+// TouchAPIKeys implements Store: one pipeline for the whole batch.
+func (s *RedisStore) TouchAPIKeys(ctx context.Context, used []Usage) error {
+	if len(used) == 0 {
+		return nil
+	}
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, u := range used {
+			p.HSet(ctx, projKey(u.ProjectID, "lastused"), strconv.FormatInt(u.KeyID, 10), u.At.UnixMilli())
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record last use: %w", err)
+	}
+	return nil
+}
+
+// CreateHMACKey implements Store.
+func (s *RedisStore) CreateHMACKey(ctx context.Context, n NewHMACKey) (HMACKey, error) {
+	if err := n.Validate(); err != nil {
+		return HMACKey{}, err
+	}
+	id, err := s.rdb.Incr(ctx, "kg:seq").Result()
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("create hmac key: %w", err)
+	}
+	rec, err := newHMACRecord(n, id, s.now(), s.sealer)
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("create hmac key: %w", err)
+	}
+	hashKey := projKey(n.ProjectID, "hmackeys")
+	err = s.watchTx(ctx, func(tx *redis.Tx) error {
+		var updates []any
+		if n.IsDevelopmentKey {
+			all, err := tx.HGetAll(ctx, hashKey).Result()
+			if err != nil {
+				return err
+			}
+			for f, v := range all {
+				old, err := decode[hmacRecord]([]byte(v))
+				if err != nil {
+					return err
+				}
+				if old.Dev {
+					old.Dev = false
+					updates = append(updates, f, encode(old))
+				}
+			}
+		}
+		updates = append(updates, strconv.FormatInt(id, 10), encode(rec))
+		_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, hashKey, updates...)
+			return nil
+		})
+		return err
+	}, hashKey)
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("create hmac key: %w", err)
+	}
+	_ = s.publish(ctx, Event{Kind: EventHMACChanged, ProjectID: n.ProjectID})
+	return rec.hmacKey(s.sealer)
+}
+
+// ListHMACKeys implements Store.
+func (s *RedisStore) ListHMACKeys(ctx context.Context, projectID int64) ([]HMACKey, error) {
+	all, err := s.rdb.HGetAll(ctx, projKey(projectID, "hmackeys")).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list hmac keys: %w", err)
+	}
+	out := make([]HMACKey, 0, len(all))
+	for _, v := range all {
+		rec, err := decode[hmacRecord]([]byte(v))
+		if err != nil {
+			return nil, fmt.Errorf("list hmac keys: %w", err)
+		}
+		hk, err := rec.hmacKey(s.sealer)
+		if err != nil {
+			return nil, fmt.Errorf("list hmac keys: %w", err)
+		}
+		out = append(out, hk)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// DeleteHMACKey implements Store.
+func (s *RedisStore) DeleteHMACKey(ctx context.Context, projectID, id int64) error {
+	n, err := s.rdb.HDel(ctx, projKey(projectID, "hmackeys"), strconv.FormatInt(id, 10)).Result()
+	if err != nil {
+		return fmt.Errorf("delete hmac key %d: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete hmac key %d: %w", id, ErrNotFound)
+	}
+	return s.publish(ctx, Event{Kind: EventHMACChanged, ProjectID: projectID})
+}
+
+// Settings implements Store.
+func (s *RedisStore) Settings(ctx context.Context, projectID int64) (ProjectSettings, error) {
+	b, err := s.rdb.Get(ctx, projKey(projectID, "settings")).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return ProjectSettings{}, nil
+	}
+	if err != nil {
+		return ProjectSettings{}, fmt.Errorf("project settings: %w", err)
+	}
+	return decode[ProjectSettings](b)
+}
+
+// UpdateSettings implements Store.
+func (s *RedisStore) UpdateSettings(ctx context.Context, projectID int64, update func(*ProjectSettings) error) (ProjectSettings, error) {
+	key := projKey(projectID, "settings")
+	var ps ProjectSettings
+	err := s.watchTx(ctx, func(tx *redis.Tx) error {
+		ps = ProjectSettings{}
+		b, err := tx.Get(ctx, key).Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
+		if err == nil {
+			if ps, err = decode[ProjectSettings](b); err != nil {
+				return err
+			}
+		}
+		if err := update(&ps); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.Set(ctx, key, encode(ps), 0)
+			return nil
+		})
+		return err
+	}, key)
+	if err != nil {
+		return ProjectSettings{}, fmt.Errorf("update project settings: %w", err)
+	}
+	_ = s.publish(ctx, Event{Kind: EventSettingsChanged, ProjectID: projectID})
+	return ps, nil
+}
+
+// Subscribe implements Store. Every (re)subscription — at start and after go-redis reconnects a
+// dropped connection — is delivered as EventResync, because announcements may have been missed.
+func (s *RedisStore) Subscribe(ctx context.Context) <-chan Event {
+	out := make(chan Event, 256)
+	go func() {
+		defer close(out)
+		ps := s.rdb.Subscribe(ctx, EventsChannel)
+		defer ps.Close()
+		send := func(e Event) bool {
+			select {
+			case out <- e:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		if !send(Event{Kind: EventResync}) {
+			return
+		}
+		for {
+			msg, err := ps.Receive(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				// The connection broke: go-redis reconnects and re-subscribes on the next Receive.
+				// Back off briefly so a Redis outage is not a busy loop.
+				select {
+				case <-time.After(100 * time.Millisecond):
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			switch m := msg.(type) {
+			case *redis.Subscription:
+				// Also the first confirmation: anything published between the initial resync and the
+				// subscription taking effect would otherwise be missed.
+				if m.Kind == "subscribe" {
+					if !send(Event{Kind: EventResync}) {
+						return
+					}
+				}
+			case *redis.Message:
+				if e, ok := parseEvent(m.Payload); ok {
+					if !send(e) {
+						return
+					}
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// Check implements Store.
+func (s *RedisStore) Check(ctx context.Context) error {
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: %w", err)
+	}
+	return nil
+}
+
+// Close implements Store.
+func (s *RedisStore) Close() error { return s.rdb.Close() }
