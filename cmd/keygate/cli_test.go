@@ -75,8 +75,8 @@ func TestCLIKeysEmbedded(t *testing.T) {
 	}
 
 	code, out, _ = cli(t, "hmac", "create", "--project", "1", "--name", "h", "--key", "fed53116f20684c067774ebf9e7bcbdc", "--dev")
-	if code != 0 {
-		t.Fatal("hmac create failed")
+	if code != 0 || strings.TrimSpace(out) != "fed53116f20684c067774ebf9e7bcbdc" {
+		t.Fatalf("hmac create: %d %q", code, out)
 	}
 	code, out, _ = cli(t, "devkeys", "--project", "1")
 	if code != 0 || !strings.Contains(out, "fed53116f20684c067774ebf9e7bcbdc") || !keyRE.MatchString(out) {
