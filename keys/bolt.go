@@ -129,7 +129,8 @@ func (s *BoltStore) CreateAPIKey(_ context.Context, n NewAPIKey) (APIKey, error)
 	if err != nil {
 		return APIKey{}, fmt.Errorf("create api key: %w", err)
 	}
-	for _, h := range moved {
+	// The new key too: a replica may hold it as a definite miss (negative cache) from before.
+	for _, h := range append(moved, HashKey(n.Key)) {
 		s.events.publish(Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: h})
 	}
 	return rec.apiKey(s.sealer)

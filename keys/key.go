@@ -43,7 +43,15 @@ type Hash [32]byte
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
 // HashKey hashes an API key for storage and lookup.
-func HashKey(key string) Hash { return sha256.Sum256([]byte(key)) }
+func HashKey(key string) Hash {
+	// Copying into a stack buffer avoids the heap allocation of []byte(key) on the hot path.
+	if len(key) <= MaxKeyLength {
+		var buf [MaxKeyLength]byte
+		n := copy(buf[:], key)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(key))
+}
 
 // ParseHash reads a hash written by Hash.String.
 func ParseHash(s string) (Hash, error) {

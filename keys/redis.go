@@ -249,6 +249,8 @@ func (s *RedisStore) CreateAPIKey(ctx context.Context, n NewAPIKey) (APIKey, err
 		}
 		_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: oh})
 	}
+	// The new key too: a replica may hold it as a definite miss (negative cache) from before.
+	_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: h})
 	return rec.apiKey(s.sealer)
 }
 

@@ -1,0 +1,348 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/keys"
+)
+
+// Store is what the management API needs of the key store.
+type Store interface {
+	CreateAPIKey(ctx context.Context, n keys.NewAPIKey) (keys.APIKey, error)
+	ListAPIKeys(ctx context.Context, projectID int64) ([]keys.APIKey, error)
+	GetAPIKey(ctx context.Context, projectID, id int64) (keys.APIKey, error)
+	RevokeAPIKey(ctx context.Context, projectID, id int64) error
+	CreateHMACKey(ctx context.Context, n keys.NewHMACKey) (keys.HMACKey, error)
+	ListHMACKeys(ctx context.Context, projectID int64) ([]keys.HMACKey, error)
+	DeleteHMACKey(ctx context.Context, projectID, id int64) error
+}
+
+// Handler serves SPEC §3's endpoints. It runs behind the gateway, which has already authenticated
+// the caller and checked the role (admin; any valid key for api-key-info) and project; the handler
+// checks the project again so it is safe on its own.
+type Handler struct {
+	store Store
+	mux   *http.ServeMux
+	log   *slog.Logger
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// maxJSONBody bounds management request bodies.
+const maxJSONBody = 64 << 10
+
+// New builds the management handler.
+func New(s Store, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{store: s, mux: http.NewServeMux(), log: log}
+	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(h.listAPIKeys))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys", h.project(h.createAPIKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/{id}", h.project(h.revokeAPIKey))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/ingestiononly", h.project(h.createIngestionKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/ingestiononly/{id}", h.project(h.revokeIngestionKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/hmackeys", h.project(h.listHMACKeys))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys", h.project(h.createHMACKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/hmackeys/{id}", h.project(h.deleteHMACKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys", h.project(h.devKeys(true)))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(h.devKeys(false)))
+	h.mux.HandleFunc("GET /v1/api/projects/api-key-info", h.apiKeyInfo)
+	return h
+}
+
+// ServeHTTP implements http.Handler; unknown management paths and methods get JSON 404/405.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		apierr.Write(w, apierr.New(http.StatusNotFound, "not_found", "no such key-management endpoint: "+r.Method+" "+r.URL.Path, nil))
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+type projectHandler func(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error
+
+// project checks the caller against the path's project and renders the handler's error.
+func (h *Handler) project(fn projectHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := keys.PrincipalFrom(r.Context())
+		if !ok {
+			apierr.Write(w, apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil))
+			return
+		}
+		pid, err := strconv.ParseInt(r.PathValue("projectId"), 10, 64)
+		if err != nil || pid <= 0 {
+			apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "project id must be a positive integer", nil))
+			return
+		}
+		if pid != p.ProjectID {
+			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", fmt.Sprintf("this API key belongs to project %d, not project %d", p.ProjectID, pid), nil))
+			return
+		}
+		if p.Role != keys.RoleAdmin {
+			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", "managing keys needs an Admin key", nil))
+			return
+		}
+		if err := fn(w, r, p, pid); err != nil {
+			h.fail(w, err)
+		}
+	}
+}
+
+func (h *Handler) fail(w http.ResponseWriter, err error) {
+	var e *apierr.Error
+	switch {
+	case errors.As(err, &e):
+	case errors.Is(err, keys.ErrNotFound):
+		e = apierr.New(http.StatusNotFound, "not_found", "no such key in this project", nil)
+	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExists):
+		e = apierr.New(http.StatusBadRequest, "bad_request", err.Error(), nil)
+	case errors.Is(err, keys.ErrSealed):
+		h.log.Error("key management", "err", err)
+		e = apierr.New(http.StatusServiceUnavailable, "unavailable", "stored secrets cannot be decrypted with this gateway's master key", nil)
+	default:
+		h.log.Error("key management", "err", err)
+		e = apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
+		e.RetryAfter = 2
+	}
+	apierr.Write(w, e)
+}
+
+func badRequest(msg string) error { return apierr.New(http.StatusBadRequest, "bad_request", msg, nil) }
+
+func writeJSON(w http.ResponseWriter, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	return json.NewEncoder(w).Encode(v)
+}
+
+// decode reads a bounded JSON body into v.
+func decode(r *http.Request, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return apierr.New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than 64 KiB", nil)
+		case errors.Is(err, io.EOF):
+			return badRequest("request body must be a JSON object")
+		}
+		return badRequest("request body is not valid JSON: " + jsonReason(err))
+	}
+	return nil
+}
+
+func jsonReason(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be a %s", te.Field, te.Type)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	return "malformed"
+}
+
+func pathID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, badRequest("key id must be a positive integer")
+	}
+	return id, nil
+}
+
+func (h *Handler) listAPIKeys(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	list, err := h.store.ListAPIKeys(r.Context(), pid)
+	if err != nil {
+		return err
+	}
+	views := make([]APIKeyView, 0, len(list))
+	for _, k := range list {
+		views = append(views, NewAPIKeyView(k))
+	}
+	return writeJSON(w, ListAPIKeysResponse{Success: true, APIKeys: views})
+}
+
+// CreateAPIKeyRequest is the body of POST apikeys.
+type CreateAPIKeyRequest struct {
+	Name             string `json:"name"`
+	Role             string `json:"role"`
+	IsDevelopmentKey bool   `json:"isDevelopmentKey"`
+	APIKey           string `json:"apiKey,omitempty"`
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, pid int64, req CreateAPIKeyRequest) error {
+	if strings.TrimSpace(req.Name) == "" {
+		return badRequest("name is required")
+	}
+	role, err := keys.ParseRole(req.Role)
+	if err != nil {
+		return badRequest(err.Error())
+	}
+	k := req.APIKey
+	if k == "" {
+		if k, err = keys.GenerateAPIKey(); err != nil {
+			return err
+		}
+	} else if err := keys.ValidateAPIKey(k); err != nil {
+		return badRequest(err.Error())
+	}
+	ak, err := h.store.CreateAPIKey(r.Context(), keys.NewAPIKey{ProjectID: pid, Name: req.Name, Role: role, IsDevelopmentKey: req.IsDevelopmentKey, Key: k})
+	if err != nil {
+		return err
+	}
+	h.log.Info("api key created", "project", pid, "key_id", ak.ID, "role", role.String(), "dev", ak.IsDevelopmentKey)
+	return writeJSON(w, CreatedResponse{Success: true, ID: ak.ID, APIKey: k})
+}
+
+func (h *Handler) createAPIKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	var req CreateAPIKeyRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	return h.create(w, r, pid, req)
+}
+
+func (h *Handler) createIngestionKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	var req struct {
+		Name string `json:"name"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	return h.create(w, r, pid, CreateAPIKeyRequest{Name: req.Name, Role: keys.RoleIngestion.String()})
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, pid int64, onlyRole keys.Role) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if onlyRole != keys.RoleInvalid {
+		ak, err := h.store.GetAPIKey(r.Context(), pid, id)
+		if err != nil {
+			return err
+		}
+		if ak.Role != onlyRole {
+			return badRequest(fmt.Sprintf("API key %d has the %s role, not %s", id, ak.Role.Label(), onlyRole.Label()))
+		}
+	}
+	if err := h.store.RevokeAPIKey(r.Context(), pid, id); err != nil {
+		return err
+	}
+	h.log.Info("api key revoked", "project", pid, "key_id", id)
+	return writeJSON(w, struct {
+		Success bool `json:"success"`
+	}{true})
+}
+
+func (h *Handler) revokeAPIKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	return h.revoke(w, r, pid, keys.RoleInvalid)
+}
+
+func (h *Handler) revokeIngestionKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	return h.revoke(w, r, pid, keys.RoleIngestion)
+}
+
+func (h *Handler) listHMACKeys(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	list, err := h.store.ListHMACKeys(r.Context(), pid)
+	if err != nil {
+		return err
+	}
+	views := make([]HMACKeyView, 0, len(list))
+	for _, k := range list {
+		views = append(views, NewHMACKeyView(k))
+	}
+	return writeJSON(w, ListHMACKeysResponse{Success: true, HMACKeys: views})
+}
+
+func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	var req struct {
+		Name             string `json:"name"`
+		HMACKey          string `json:"hmacKey"`
+		IsDevelopmentKey bool   `json:"isDevelopmentKey"`
+	}
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	n := keys.NewHMACKey{ProjectID: pid, Name: req.Name, Secret: req.HMACKey, IsDevelopmentKey: req.IsDevelopmentKey}
+	if err := n.Validate(); err != nil {
+		return badRequest(err.Error())
+	}
+	hk, err := h.store.CreateHMACKey(r.Context(), n)
+	if err != nil {
+		return err
+	}
+	h.log.Info("hmac key created", "project", pid, "hmac_id", hk.ID, "dev", hk.IsDevelopmentKey)
+	return writeJSON(w, CreatedResponse{Success: true, ID: hk.ID})
+}
+
+func (h *Handler) deleteHMACKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	id, err := pathID(r)
+	if err != nil {
+		return err
+	}
+	if err := h.store.DeleteHMACKey(r.Context(), pid, id); err != nil {
+		return err
+	}
+	h.log.Info("hmac key deleted", "project", pid, "hmac_id", id)
+	return writeJSON(w, struct {
+		Success bool `json:"success"`
+	}{true})
+}
+
+func (h *Handler) devKeys(withAPI bool) projectHandler {
+	return func(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+		resp := DevKeysResponse{Success: true}
+		if withAPI {
+			list, err := h.store.ListAPIKeys(r.Context(), pid)
+			if err != nil {
+				return err
+			}
+			for _, k := range list {
+				if k.IsDevelopmentKey && k.DevSecret != "" {
+					s := k.DevSecret
+					resp.APIKey = &s
+				}
+			}
+		}
+		hl, err := h.store.ListHMACKeys(r.Context(), pid)
+		if err != nil {
+			return err
+		}
+		for _, k := range hl {
+			if k.IsDevelopmentKey {
+				s := k.Secret
+				resp.HMACKey = &s
+			}
+		}
+		return writeJSON(w, resp)
+	}
+}
+
+func (h *Handler) apiKeyInfo(w http.ResponseWriter, r *http.Request) {
+	p, ok := keys.PrincipalFrom(r.Context())
+	if !ok {
+		apierr.Write(w, apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil))
+		return
+	}
+	_ = writeJSON(w, struct {
+		Success   bool      `json:"success"`
+		APIKeyID  int64     `json:"apiKeyId"`
+		ProjectID int64     `json:"projectId"`
+		Role      keys.Role `json:"role"`
+		Name      string    `json:"name"`
+		IsDev     bool      `json:"isDevelopmentKey"`
+	}{true, p.KeyID, p.ProjectID, p.Role, p.Name, p.Dev})
+}

@@ -1,0 +1,252 @@
+// Package cache is keygate's hot read path: it resolves an x-api-key value to a keys.Principal
+// through an in-process LRU in front of the key store, so a cached key costs no store round trip.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// Sentinel errors the gateway maps to statuses.
+var (
+	// ErrUnknownKey: the key is malformed, unknown or revoked (401).
+	ErrUnknownKey = errors.New("unknown or revoked API key")
+	// ErrUnavailable: the key needs a lookup and the store cannot answer (503, never 401).
+	ErrUnavailable = errors.New("key store unavailable")
+)
+
+// Lookup is the one store call the resolver needs.
+type Lookup interface {
+	LookupAPIKey(ctx context.Context, h keys.Hash) (keys.Principal, error)
+}
+
+// Options tune the resolver. Zero values take the defaults in parentheses.
+type Options struct {
+	// Size bounds the number of cached principals (100000).
+	Size int
+	// TTL is how long a cached principal is used without asking the store again (30s). It bounds how
+	// long a revocation can go unnoticed if its announcement is lost.
+	TTL time.Duration
+	// NegativeSize bounds the number of cached definite misses (100000).
+	NegativeSize int
+	// NegativeTTL is how long a definite miss is remembered (10s), so floods of bad keys do not reach the store.
+	NegativeTTL time.Duration
+	// Grace is how long past TTL a cached principal keeps working while the store is failing (5m).
+	Grace time.Duration
+	// LookupTimeout bounds one store lookup (2s).
+	LookupTimeout time.Duration
+	// Backoff: after a store error, uncached keys fail fast for this long instead of queueing on a
+	// dead store (250ms).
+	Backoff time.Duration
+	// Now is the clock (time.Now); tests inject their own.
+	Now func() time.Time
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.Size <= 0 {
+		o.Size = 100000
+	}
+	if o.NegativeSize <= 0 {
+		o.NegativeSize = 100000
+	}
+	def(&o.TTL, 30*time.Second)
+	def(&o.NegativeTTL, 10*time.Second)
+	def(&o.Grace, 5*time.Minute)
+	def(&o.LookupTimeout, 2*time.Second)
+	def(&o.Backoff, 250*time.Millisecond)
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+type posEntry struct {
+	p       keys.Principal
+	fetched time.Time
+}
+
+// Resolver resolves API keys through the cache. Entries are keyed by the key's SHA-256, so the
+// cache never holds a key, and revocation announcements (which carry hashes) find their entry.
+//
+// golang-lru's plain LRU is used with per-entry timestamps rather than its expirable variant: an
+// expired entry must stay around to be served during an outage (Grace), and time must come from an
+// injectable clock.
+type Resolver struct {
+	store Lookup
+	opt   Options
+	pos   *lru.Cache[keys.Hash, posEntry]
+	neg   *lru.Cache[keys.Hash, time.Time]
+	// changed remembers, per hash, the invalidation sequence number at which it was last revoked or
+	// changed, so a lookup that was in flight across the invalidation does not cache what it read.
+	changed *lru.Cache[keys.Hash, invalidation]
+	seq     atomic.Uint64
+	sf      singleflight.Group
+
+	downUntil atomic.Int64 // unix nanos: store calls are skipped until then
+
+	stats Stats
+}
+
+type invalidation struct {
+	seq     uint64
+	revoked bool
+}
+
+// Stats are the resolver's counters (read with Snapshot).
+type Stats struct {
+	Hits, NegativeHits, Misses, Stale, Unavailable, Invalidations, Malformed atomic.Uint64
+}
+
+// StatsSnapshot is a copy of the counters.
+type StatsSnapshot struct {
+	Hits, NegativeHits, Misses, Stale, Unavailable, Invalidations, Malformed uint64
+}
+
+// NewResolver builds a resolver over a store.
+func NewResolver(store Lookup, opt Options) *Resolver {
+	opt.defaults()
+	pos, _ := lru.New[keys.Hash, posEntry](opt.Size)
+	neg, _ := lru.New[keys.Hash, time.Time](opt.NegativeSize)
+	changed, _ := lru.New[keys.Hash, invalidation](10000)
+	return &Resolver{store: store, opt: opt, pos: pos, neg: neg, changed: changed}
+}
+
+// Resolve returns the principal for an x-api-key value, ErrUnknownKey, or ErrUnavailable.
+func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, error) {
+	if !keys.LooksLikeAPIKey(key) {
+		r.stats.Malformed.Add(1)
+		return keys.Principal{}, ErrUnknownKey
+	}
+	h := keys.HashKey(key)
+	now := r.opt.Now()
+	if e, ok := r.pos.Get(h); ok {
+		age := now.Sub(e.fetched)
+		if age < r.opt.TTL {
+			r.stats.Hits.Add(1)
+			return e.p, nil
+		}
+		p, err := r.fill(ctx, h)
+		if err == nil || errors.Is(err, ErrUnknownKey) {
+			return p, err
+		}
+		if age < r.opt.TTL+r.opt.Grace {
+			r.stats.Stale.Add(1)
+			return e.p, nil
+		}
+		return keys.Principal{}, err
+	}
+	if at, ok := r.neg.Get(h); ok && now.Sub(at) < r.opt.NegativeTTL {
+		r.stats.NegativeHits.Add(1)
+		return keys.Principal{}, ErrUnknownKey
+	}
+	r.stats.Misses.Add(1)
+	return r.fill(ctx, h)
+}
+
+// fill asks the store, once for all concurrent callers of one key, and caches a definite answer.
+func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error) {
+	v, err, _ := r.sf.Do(string(h[:]), func() (any, error) {
+		// A caller that missed just before another's lookup completed finds its answer here.
+		if e, ok := r.pos.Peek(h); ok && r.opt.Now().Sub(e.fetched) < r.opt.TTL {
+			return e.p, nil
+		}
+		if time.Now().UnixNano() < r.downUntil.Load() {
+			return nil, ErrUnavailable
+		}
+		start := r.seq.Load()
+		// The lookup serves every waiting caller: one caller going away must not fail the others.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.LookupTimeout)
+		p, err := r.store.LookupAPIKey(lctx, h)
+		cancel()
+		now := r.opt.Now()
+		switch {
+		case err == nil:
+			if inv, ok := r.changed.Get(h); ok && inv.seq > start {
+				// Invalidated while we were reading: never resurrect a revoked key; a changed one is
+				// served but not cached (the next request reads it afresh).
+				if inv.revoked {
+					return nil, ErrUnknownKey
+				}
+				return p, nil
+			}
+			r.pos.Add(h, posEntry{p: p, fetched: now})
+			r.neg.Remove(h)
+			// An invalidation that landed between the check above and the Add must still win.
+			if inv, ok := r.changed.Get(h); ok && inv.seq > start {
+				r.pos.Remove(h)
+				if inv.revoked {
+					return nil, ErrUnknownKey
+				}
+			}
+			return p, nil
+		case errors.Is(err, keys.ErrNotFound):
+			r.neg.Add(h, now)
+			r.pos.Remove(h)
+			return nil, ErrUnknownKey
+		default:
+			// A store error is never cached as a miss.
+			r.downUntil.Store(time.Now().Add(r.opt.Backoff).UnixNano())
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+	})
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			r.stats.Unavailable.Add(1)
+		}
+		return keys.Principal{}, err
+	}
+	return v.(keys.Principal), nil
+}
+
+// Invalidate drops a key's cached answer. revoked also stops in-flight lookups from caching it.
+func (r *Resolver) Invalidate(h keys.Hash, revoked bool) {
+	seq := r.seq.Add(1)
+	r.changed.Add(h, invalidation{seq: seq, revoked: revoked})
+	r.pos.Remove(h)
+	r.neg.Remove(h)
+	r.stats.Invalidations.Add(1)
+}
+
+// Purge drops everything cached (announcements may have been missed).
+func (r *Resolver) Purge() {
+	r.seq.Add(1)
+	r.pos.Purge()
+	r.neg.Purge()
+	r.stats.Invalidations.Add(1)
+}
+
+// Apply handles one store announcement.
+func (r *Resolver) Apply(e keys.Event) {
+	switch e.Kind {
+	case keys.EventResync:
+		r.Purge()
+	case keys.EventRevoked:
+		r.Invalidate(e.Hash, true)
+	case keys.EventKeyChanged:
+		r.Invalidate(e.Hash, false)
+	}
+}
+
+// Len is the number of cached principals.
+func (r *Resolver) Len() int { return r.pos.Len() }
+
+// Snapshot copies the counters.
+func (r *Resolver) Snapshot() StatsSnapshot {
+	s := &r.stats
+	return StatsSnapshot{
+		Hits: s.Hits.Load(), NegativeHits: s.NegativeHits.Load(), Misses: s.Misses.Load(), Stale: s.Stale.Load(),
+		Unavailable: s.Unavailable.Load(), Invalidations: s.Invalidations.Load(), Malformed: s.Malformed.Load(),
+	}
+}

@@ -1,0 +1,249 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// memLookup is an in-memory key table with a call counter, an error switch and an optional gate
+// that holds lookups in flight.
+type memLookup struct {
+	mu    sync.Mutex
+	table map[keys.Hash]keys.Principal
+	err   error
+	calls atomic.Int64
+	gate  chan struct{}
+}
+
+func (m *memLookup) LookupAPIKey(ctx context.Context, h keys.Hash) (keys.Principal, error) {
+	m.calls.Add(1)
+	m.mu.Lock()
+	p, ok := m.table[h]
+	err := m.err
+	gate := m.gate
+	m.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return keys.Principal{}, err
+	}
+	if !ok {
+		return keys.Principal{}, keys.ErrNotFound
+	}
+	return p, nil
+}
+
+func (m *memLookup) set(f func()) { m.mu.Lock(); f(); m.mu.Unlock() }
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Advance(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func setup(t *testing.T) (*Resolver, *memLookup, *clock, string, keys.Principal) {
+	t.Helper()
+	key, _ := keys.GenerateAPIKey()
+	p := keys.Principal{KeyID: 7, ProjectID: 1, Role: keys.RoleAdmin, Name: "k"}
+	m := &memLookup{table: map[keys.Hash]keys.Principal{keys.HashKey(key): p}}
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	r := NewResolver(m, Options{TTL: 30 * time.Second, NegativeTTL: 10 * time.Second, Grace: time.Minute, Backoff: time.Nanosecond, Now: c.Now})
+	return r, m, c, key, p
+}
+
+func TestResolveCachesAndExpires(t *testing.T) {
+	r, m, c, key, want := setup(t)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		p, err := r.Resolve(ctx, key)
+		if err != nil || p != want {
+			t.Fatalf("resolve: %+v %v", p, err)
+		}
+	}
+	if m.calls.Load() != 1 {
+		t.Errorf("%d store calls for 5 resolves of one key, want 1", m.calls.Load())
+	}
+	c.Advance(31 * time.Second)
+	if _, err := r.Resolve(ctx, key); err != nil || m.calls.Load() != 2 {
+		t.Errorf("after TTL: err %v, %d calls, want a refresh", err, m.calls.Load())
+	}
+	if s := r.Snapshot(); s.Hits != 4 || s.Misses != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+func TestNegativeCache(t *testing.T) {
+	r, m, c, _, _ := setup(t)
+	ctx := context.Background()
+	bad, _ := keys.GenerateAPIKey()
+	for i := 0; i < 100; i++ {
+		if _, err := r.Resolve(ctx, bad); !errors.Is(err, ErrUnknownKey) {
+			t.Fatalf("unknown key: %v", err)
+		}
+	}
+	if m.calls.Load() != 1 {
+		t.Errorf("%d store calls for 100 tries of one bad key, want 1", m.calls.Load())
+	}
+	c.Advance(11 * time.Second)
+	r.Resolve(ctx, bad)
+	if m.calls.Load() != 2 {
+		t.Errorf("negative entry did not expire")
+	}
+	// Malformed values never reach the store.
+	for _, v := range []string{"", "nope", "ei_short", "Bearer ei_0123456789012345678901234567890123"} {
+		if _, err := r.Resolve(ctx, v); !errors.Is(err, ErrUnknownKey) {
+			t.Errorf("%q: %v", v, err)
+		}
+	}
+	if m.calls.Load() != 2 {
+		t.Errorf("malformed keys reached the store")
+	}
+}
+
+func TestCreatedKeyClearsNegativeEntry(t *testing.T) {
+	r, m, _, _, _ := setup(t)
+	ctx := context.Background()
+	k, _ := keys.GenerateAPIKey()
+	if _, err := r.Resolve(ctx, k); !errors.Is(err, ErrUnknownKey) {
+		t.Fatal(err)
+	}
+	m.set(func() { m.table[keys.HashKey(k)] = keys.Principal{KeyID: 9, ProjectID: 1, Role: keys.RoleReadOnly} })
+	r.Apply(keys.Event{Kind: keys.EventKeyChanged, Hash: keys.HashKey(k)})
+	if p, err := r.Resolve(ctx, k); err != nil || p.KeyID != 9 {
+		t.Errorf("new key after announcement: %+v %v", p, err)
+	}
+}
+
+func TestStoreErrorsAreNotMisses(t *testing.T) {
+	r, m, c, key, want := setup(t)
+	ctx := context.Background()
+	if _, err := r.Resolve(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := keys.GenerateAPIKey()
+	m.set(func() { m.err = errors.New("connection refused") })
+
+	// Uncached key while the store is down: 503, not 401.
+	if _, err := r.Resolve(ctx, other); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("uncached key with store down: %v, want ErrUnavailable", err)
+	}
+	// Cached key: still works while fresh, and past TTL within the grace period.
+	c.Advance(45 * time.Second)
+	if p, err := r.Resolve(ctx, key); err != nil || p != want {
+		t.Errorf("cached key within grace: %+v %v", p, err)
+	}
+	if r.Snapshot().Stale == 0 {
+		t.Error("stale serve not counted")
+	}
+	// Beyond the grace period: 503.
+	c.Advance(time.Minute)
+	if _, err := r.Resolve(ctx, key); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("cached key past grace: %v, want ErrUnavailable", err)
+	}
+	// Recovery: the store answers again and the error was not remembered as a miss.
+	m.set(func() { m.err = nil })
+	if _, err := r.Resolve(ctx, key); err != nil {
+		t.Errorf("after recovery: %v", err)
+	}
+	if _, err := r.Resolve(ctx, other); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("unknown key after recovery: %v", err)
+	}
+}
+
+func TestSingleflight(t *testing.T) {
+	r, m, _, key, _ := setup(t)
+	gate := make(chan struct{})
+	m.set(func() { m.gate = gate })
+	var wg sync.WaitGroup
+	const n = 50
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := r.Resolve(context.Background(), key)
+			errs <- err
+		}()
+	}
+	// Wait until the one lookup is in flight, then let it finish.
+	deadline := time.Now().Add(5 * time.Second)
+	for m.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.calls.Load() != 1 {
+		t.Errorf("%d store calls for %d concurrent misses, want 1", m.calls.Load(), n)
+	}
+}
+
+func TestRevocationWinsOverInFlightLookup(t *testing.T) {
+	r, m, _, key, _ := setup(t)
+	gate := make(chan struct{})
+	m.set(func() { m.gate = gate })
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Resolve(context.Background(), key)
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for m.calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	// The lookup has read the key (it is in the table); now it is revoked before the lookup returns.
+	r.Apply(keys.Event{Kind: keys.EventRevoked, Hash: keys.HashKey(key)})
+	m.set(func() { delete(m.table, keys.HashKey(key)); m.gate = nil })
+	close(gate)
+	if err := <-done; !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("in-flight lookup across a revocation: %v, want ErrUnknownKey", err)
+	}
+	if r.Len() != 0 {
+		t.Error("revoked key was cached")
+	}
+	if _, err := r.Resolve(context.Background(), key); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("revoked key resolves: %v", err)
+	}
+}
+
+func TestResyncPurges(t *testing.T) {
+	r, m, _, key, _ := setup(t)
+	ctx := context.Background()
+	r.Resolve(ctx, key)
+	m.set(func() { delete(m.table, keys.HashKey(key)) })
+	r.Apply(keys.Event{Kind: keys.EventResync})
+	if _, err := r.Resolve(ctx, key); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("after resync: %v", err)
+	}
+}
+
+func BenchmarkResolveCached(b *testing.B) {
+	key, _ := keys.GenerateAPIKey()
+	m := &memLookup{table: map[keys.Hash]keys.Principal{keys.HashKey(key): {KeyID: 1, ProjectID: 1, Role: keys.RoleAdmin}}}
+	r := NewResolver(m, Options{})
+	ctx := context.Background()
+	r.Resolve(ctx, key)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := r.Resolve(ctx, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

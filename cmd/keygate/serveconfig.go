@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// ServeConfig is everything `keygate serve` reads from the environment, parsed and validated in one
+// place. Every field is in the README's configuration table.
+type ServeConfig struct {
+	StoreConfig
+
+	// StudioListen is the Studio API face's address (SPEC §1: 4800).
+	StudioListen string `env:"KEYGATE_STUDIO_LISTEN" envDefault:":4800"`
+	// StudioUpstream is the Studio backend (http:// or https://). Empty: the Studio face is off.
+	StudioUpstream string `env:"KEYGATE_STUDIO_UPSTREAM"`
+	// IngestionListen is the ingestion API face's address (SPEC §1: 4810).
+	IngestionListen string `env:"KEYGATE_INGESTION_LISTEN" envDefault:":4810"`
+	// IngestionUpstream is the ingestion backend. Empty: the ingestion face is off.
+	IngestionUpstream string `env:"KEYGATE_INGESTION_UPSTREAM"`
+	// OpsListen serves /healthz, /readyz and /metrics.
+	OpsListen string `env:"KEYGATE_OPS_LISTEN" envDefault:":9090"`
+
+	// UpstreamTimeout bounds the wait for an upstream's response headers (504 after it).
+	UpstreamTimeout time.Duration `env:"KEYGATE_UPSTREAM_TIMEOUT" envDefault:"60s"`
+	// UpstreamDialTimeout bounds connecting to an upstream (502 after it).
+	UpstreamDialTimeout time.Duration `env:"KEYGATE_UPSTREAM_DIAL_TIMEOUT" envDefault:"5s"`
+	// UpstreamMaxIdleConns is the keep-alive pool per upstream; raise it for very high concurrency.
+	UpstreamMaxIdleConns int `env:"KEYGATE_UPSTREAM_MAX_IDLE_CONNS" envDefault:"512"`
+	// MaxBody caps request bodies (SPEC §4: 100 MB per file). Accepts 100MB, 512KiB, 2000000.
+	MaxBody ByteSize `env:"KEYGATE_MAX_BODY" envDefault:"100MB"`
+	// StripAPIKey removes x-api-key before forwarding. Keep it (false) when the backend checks keys too.
+	StripAPIKey bool `env:"KEYGATE_STRIP_API_KEY" envDefault:"false"`
+
+	// CacheSize bounds the cached principals; CacheTTL bounds how stale one can be if a revocation
+	// announcement is lost; NegativeCacheTTL is how long an unknown key is remembered; CacheGrace is
+	// how long past CacheTTL cached keys keep working while the store is unreachable.
+	CacheSize        int           `env:"KEYGATE_CACHE_SIZE" envDefault:"100000"`
+	CacheTTL         time.Duration `env:"KEYGATE_CACHE_TTL" envDefault:"30s"`
+	NegativeCacheTTL time.Duration `env:"KEYGATE_NEGATIVE_CACHE_TTL" envDefault:"10s"`
+	CacheGrace       time.Duration `env:"KEYGATE_CACHE_GRACE" envDefault:"5m"`
+	// LastUsedInterval is how often last-used times are written to the store (batched).
+	LastUsedInterval time.Duration `env:"KEYGATE_LAST_USED_INTERVAL" envDefault:"1m"`
+
+	// ReadHeaderTimeout and IdleTimeout protect the listeners from slow or idle clients.
+	ReadHeaderTimeout time.Duration `env:"KEYGATE_READ_HEADER_TIMEOUT" envDefault:"10s"`
+	IdleTimeout       time.Duration `env:"KEYGATE_IDLE_TIMEOUT" envDefault:"120s"`
+	// ShutdownTimeout is how long SIGTERM waits for in-flight requests; keep it below the pod's
+	// terminationGracePeriodSeconds.
+	ShutdownTimeout time.Duration `env:"KEYGATE_SHUTDOWN_TIMEOUT" envDefault:"25s"`
+
+	// AccessLog writes one line per request.
+	AccessLog bool `env:"KEYGATE_ACCESS_LOG" envDefault:"true"`
+	// LogFormat is json or text; LogLevel is debug, info, warn or error.
+	LogFormat string `env:"KEYGATE_LOG_FORMAT" envDefault:"json"`
+	LogLevel  string `env:"KEYGATE_LOG_LEVEL" envDefault:"info"`
+}
+
+// ByteSize is a size in bytes written as a number with an optional unit (B, KB, MB, GB: powers of
+// 1000; KiB, MiB, GiB: powers of 1024).
+type ByteSize int64
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(strings.ToUpper(s), strings.ToUpper(u.suffix)) && (u.suffix != "B" || !strings.HasSuffix(strings.ToUpper(s), "IB")) {
+			s, mult = strings.TrimSpace(s[:len(s)-len(u.suffix)]), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a size such as 100MB, 512KiB or 2000000, got %q", string(text))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+func loadServeConfig() (ServeConfig, error) {
+	var c ServeConfig
+	if err := env.Parse(&c); err != nil {
+		return c, configError(err)
+	}
+	return c, c.validate()
+}
+
+func checkUpstream(name, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usagef("%s: want an http:// or https:// URL with a host, got %q", name, raw)
+	}
+	return nil
+}
+
+func (c ServeConfig) validate() error {
+	if err := checkUpstream("KEYGATE_STUDIO_UPSTREAM", c.StudioUpstream); err != nil {
+		return err
+	}
+	if err := checkUpstream("KEYGATE_INGESTION_UPSTREAM", c.IngestionUpstream); err != nil {
+		return err
+	}
+	if c.StudioUpstream == "" && c.IngestionUpstream == "" {
+		return usagef("no face is configured: set KEYGATE_STUDIO_UPSTREAM and/or KEYGATE_INGESTION_UPSTREAM (or try `keygate demo`)")
+	}
+	positive := map[string]time.Duration{
+		"KEYGATE_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "KEYGATE_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
+		"KEYGATE_CACHE_TTL": c.CacheTTL, "KEYGATE_NEGATIVE_CACHE_TTL": c.NegativeCacheTTL,
+		"KEYGATE_LAST_USED_INTERVAL": c.LastUsedInterval, "KEYGATE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout,
+		"KEYGATE_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			return usagef("%s: must be a positive duration such as 30s", name)
+		}
+	}
+	if c.CacheGrace < 0 {
+		return usagef("KEYGATE_CACHE_GRACE: must not be negative")
+	}
+	if c.CacheSize <= 0 {
+		return usagef("KEYGATE_CACHE_SIZE: must be a positive integer")
+	}
+	if c.MaxBody <= 0 {
+		return usagef("KEYGATE_MAX_BODY: must be a positive size")
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return usagef("KEYGATE_LOG_FORMAT: want json or text, got %q", c.LogFormat)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		return err
+	}
+	for name, v := range map[string]string{"KEYGATE_STUDIO_LISTEN": c.StudioListen, "KEYGATE_INGESTION_LISTEN": c.IngestionListen, "KEYGATE_OPS_LISTEN": c.OpsListen} {
+		if v == "" || !strings.Contains(v, ":") {
+			return usagef("%s: want host:port or :port, got %q", name, v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+// Package apierr is keygate's one error shape: a status, a public message, and the renderer that
+// writes {"success": false, "error": "..."} (SPEC §3) for the gateway and the management API alike.
+package apierr
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// Error is a refusal with its HTTP status, built where the decision is made and rendered in one
+// place (WriteError). Public is what the client sees; Err (for logs) is never shown to it.
+type Error struct {
+	Status     int
+	Public     string
+	Err        error
+	RetryAfter int // seconds; 0 = no Retry-After header
+	// Outcome is the short word for logs and metrics ("denied", "unauthorized", ...).
+	Outcome string
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Public + ": " + e.Err.Error()
+	}
+	return e.Public
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New builds an Error.
+func New(status int, outcome, public string, err error) *Error {
+	return &Error{Status: status, Public: public, Err: err, Outcome: outcome}
+}
+
+// ErrorBody is the JSON shape of every error keygate answers (SPEC §3).
+type ErrorBody struct {
+	Success bool   `json:"success"`
+	Error   string `json:"error"`
+}
+
+// Write renders err as {"success": false, "error": "..."} with its status. Errors that are not
+// an *Error are internal: 500 with a generic message (their text may hold details not for clients).
+func Write(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = New(http.StatusInternalServerError, "error", "internal error", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	w.WriteHeader(e.Status)
+	b, _ := json.Marshal(ErrorBody{Success: false, Error: e.Public})
+	b = append(b, '\n')
+	_, _ = w.Write(b)
+}

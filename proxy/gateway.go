@@ -1,0 +1,372 @@
+// Package proxy is the gateway: an http.Handler that routes, identifies, authorizes, limits,
+// verifies and forwards each request, in that order, and answers every refusal as one JSON shape.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/policy"
+)
+
+// Resolver turns an x-api-key value into a principal (cache.Resolver).
+type Resolver interface {
+	Resolve(ctx context.Context, key string) (keys.Principal, error)
+}
+
+// UsageRecorder records that a key was used (keys.UsageRecorder).
+type UsageRecorder interface {
+	Touch(p keys.Principal, at time.Time)
+}
+
+// Limiter decides whether a request is within its rate limits. A nil Limiter allows everything.
+type Limiter interface {
+	// Allow returns the headers to add (RateLimit-*) and a non-nil *apierr.Error (429) when over a limit.
+	Allow(ctx context.Context, r *http.Request, p keys.Principal, route policy.Route, h http.Header) error
+}
+
+// BodyVerifier checks ingestion bodies before they are forwarded (signatures, replay, size).
+type BodyVerifier interface {
+	// VerifyIngest may replace r.Body with an equivalent reader over the same bytes; it returns the
+	// value of the X-Keygate-Signature header to forward, or a non-nil *apierr.Error to refuse.
+	VerifyIngest(r *http.Request, p keys.Principal, route policy.Route) (signature string, err error)
+}
+
+// Options configure one face's Gateway. Nil hooks are skipped.
+type Options struct {
+	// Face is which listener this is; it selects the route table.
+	Face policy.Face
+	// Upstream is where allowed requests go.
+	Upstream *url.URL
+	// Resolver identifies keys (required).
+	Resolver Resolver
+	// Local answers the key-management endpoints (admin.Handler); nil: they are forwarded upstream.
+	Local http.Handler
+	// Usage records last-used times; nil: not recorded.
+	Usage UsageRecorder
+	// Limiter enforces rate limits; nil: no limits.
+	Limiter Limiter
+	// Verifier checks ingestion bodies; nil: bodies are forwarded unchecked.
+	Verifier BodyVerifier
+	// Transport reaches the upstream (NewTransport); nil: a default-tuned one.
+	Transport http.RoundTripper
+	// StripAPIKey removes x-api-key before forwarding. Default false: real backends may check it.
+	StripAPIKey bool
+	// MaxBody caps request bodies in bytes (413 beyond it); 0: no cap.
+	MaxBody int64
+	// Metrics, when set, are updated per request.
+	Metrics *Metrics
+	// AccessLog, when set, gets one line per request.
+	AccessLog *slog.Logger
+}
+
+// Gateway is one face's handler.
+type Gateway struct {
+	opt   Options
+	rp    *httputil.ReverseProxy
+	face  string
+	wpool sync.Pool
+}
+
+var _ http.Handler = (*Gateway)(nil)
+
+// Identity headers keygate sets for the upstream; any client-sent header with this prefix is dropped.
+const (
+	HeaderProject   = "X-Keygate-Project"
+	HeaderRole      = "X-Keygate-Role"
+	HeaderKeyID     = "X-Keygate-Key-Id"
+	HeaderDev       = "X-Keygate-Development-Key"
+	HeaderSignature = "X-Keygate-Signature"
+	identityPrefix  = "X-Keygate-"
+	headerAPIKey    = "X-Api-Key"
+)
+
+// New builds a Gateway.
+func New(opt Options) *Gateway {
+	if opt.Transport == nil {
+		opt.Transport = NewTransport(TransportOptions{DialTimeout: 5 * time.Second, ResponseHeaderTimeout: 60 * time.Second})
+	}
+	g := &Gateway{opt: opt, face: opt.Face.String()}
+	g.wpool.New = func() any { return &statusWriter{} }
+	g.rp = &httputil.ReverseProxy{
+		Rewrite:      g.rewrite,
+		Transport:    opt.Transport,
+		BufferPool:   newBufferPool(),
+		ErrorHandler: g.upstreamError,
+		ErrorLog:     slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
+	}
+	return g
+}
+
+// state is what the steps learned about a request, carried to Rewrite and the access log.
+type state struct {
+	route     policy.Route
+	principal keys.Principal
+	path      string
+	signature string
+	outcome   string
+	err       error
+}
+
+type stateKey struct{}
+
+// ServeHTTP runs the steps in order: route → identify → authorize → limit → verify → forward.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := g.wpool.Get().(*statusWriter)
+	sw.reset(w)
+	st := &state{}
+	if err := g.handle(sw, r, st); err != nil {
+		var e *apierr.Error
+		if errors.As(err, &e) {
+			st.outcome = e.Outcome
+		}
+		st.err = err
+		apierr.Write(sw, err)
+	}
+	g.finish(r, sw, st, start)
+	sw.reset(nil)
+	g.wpool.Put(sw)
+}
+
+func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) error {
+	// 1. route: the path is judged exactly as it will be forwarded.
+	path, err := policy.CanonicalPath(r.URL.EscapedPath())
+	if err != nil {
+		return apierr.New(http.StatusBadRequest, "bad_request", "path contains encoded slashes, dot segments or control characters", nil)
+	}
+	st.path = path
+	route, err := policy.Match(g.opt.Face, r.Method, path)
+	if err != nil {
+		return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+r.Method+" "+path, nil)
+	}
+	st.route = route
+
+	// 2. identify.
+	key := firstHeader(r.Header, headerAPIKey)
+	if key == "" {
+		return apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil)
+	}
+	p, err := g.opt.Resolver.Resolve(r.Context(), key)
+	switch {
+	case errors.Is(err, cache.ErrUnavailable):
+		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
+		e.RetryAfter = 2
+		return e
+	case err != nil:
+		return apierr.New(http.StatusUnauthorized, "unauthorized", "unknown or revoked API key", nil)
+	}
+	st.principal = p
+
+	// 3. authorize.
+	if err := policy.Allow(p, route); err != nil {
+		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
+	}
+	if g.opt.Usage != nil {
+		g.opt.Usage.Touch(p, time.Now())
+	}
+
+	// 4. limit.
+	if g.opt.Limiter != nil {
+		if err := g.opt.Limiter.Allow(r.Context(), r, p, route, w.Header()); err != nil {
+			return err
+		}
+	}
+
+	// Body cap, before anything reads the body.
+	if g.opt.MaxBody > 0 {
+		if r.ContentLength > g.opt.MaxBody {
+			return tooLarge(g.opt.MaxBody)
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, g.opt.MaxBody)
+		}
+	}
+
+	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	if route.Local != policy.EndpointNone && g.opt.Local != nil {
+		st.outcome = "local"
+		lr := r.WithContext(keys.WithPrincipal(ctx, p))
+		lr.URL.Path, lr.URL.RawPath = path, ""
+		g.opt.Local.ServeHTTP(w, lr)
+		return nil
+	}
+
+	// 5. verify.
+	if route.Ingest != "" && g.opt.Verifier != nil {
+		sig, err := g.opt.Verifier.VerifyIngest(r, p, route)
+		if err != nil {
+			return err
+		}
+		st.signature = sig
+	}
+
+	// 6. forward.
+	st.outcome = "forwarded"
+	g.rp.ServeHTTP(w, r.WithContext(ctx))
+	return nil
+}
+
+func tooLarge(limit int64) *apierr.Error {
+	return apierr.New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)
+}
+
+// firstHeader reads a header by its canonical name without allocating.
+func firstHeader(h http.Header, canonical string) string {
+	if v := h[canonical]; len(v) > 0 {
+		return strings.TrimSpace(v[0])
+	}
+	return ""
+}
+
+// rewrite builds the outbound request: upstream URL, canonical path, identity headers set by
+// keygate only. It changes only Out, so a client's Connection header cannot strip what is set here.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	st, _ := pr.In.Context().Value(stateKey{}).(*state)
+	u := g.opt.Upstream
+	out := pr.Out
+	out.URL.Scheme, out.URL.Host = u.Scheme, u.Host
+	out.Host = ""
+	if st != nil {
+		out.URL.Path = joinPath(u.Path, st.path)
+	}
+	out.URL.RawPath = ""
+	out.URL.RawQuery = pr.In.URL.RawQuery
+	pr.SetXForwarded()
+	h := out.Header
+	for name := range h {
+		if len(name) >= len(identityPrefix) && strings.EqualFold(name[:len(identityPrefix)], identityPrefix) {
+			delete(h, name)
+		}
+	}
+	if g.opt.StripAPIKey {
+		delete(h, headerAPIKey)
+	}
+	if st == nil {
+		return
+	}
+	p := st.principal
+	h[HeaderProject] = []string{strconv.FormatInt(p.ProjectID, 10)}
+	h[HeaderRole] = []string{p.Role.String()}
+	h[HeaderKeyID] = []string{strconv.FormatInt(p.KeyID, 10)}
+	if p.Dev {
+		h[HeaderDev] = []string{"true"}
+	}
+	if st.signature != "" {
+		h[HeaderSignature] = []string{st.signature}
+	}
+}
+
+func joinPath(base, p string) string {
+	if base == "" || base == "/" {
+		return p
+	}
+	return strings.TrimSuffix(base, "/") + p
+}
+
+// upstreamError answers when the upstream could not be reached or did not answer in time.
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	st, _ := r.Context().Value(stateKey{}).(*state)
+	var e *apierr.Error
+	var mbe *http.MaxBytesError
+	var ne interface{ Timeout() bool }
+	switch {
+	case errors.As(err, &mbe):
+		e = tooLarge(mbe.Limit)
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client went away; nobody is left to answer.
+		if st != nil {
+			st.outcome, st.err = "client_closed", err
+		}
+		return
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		e = apierr.New(http.StatusGatewayTimeout, "upstream_timeout", "upstream did not answer in time", err)
+	default:
+		e = apierr.New(http.StatusBadGateway, "upstream_error", "upstream is unavailable", err)
+	}
+	if st != nil {
+		st.outcome, st.err = e.Outcome, err
+	}
+	apierr.Write(w, e)
+}
+
+func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start time.Time) {
+	d := time.Since(start)
+	class := "none"
+	if st.route.Class != 0 {
+		class = st.route.Class.Label()
+	}
+	if m := g.opt.Metrics; m != nil {
+		m.Requests.WithLabelValues(g.face, class, st.outcome).Inc()
+		m.Duration.WithLabelValues(g.face, class).Observe(d.Seconds())
+	}
+	if l := g.opt.AccessLog; l != nil {
+		attrs := [...]slog.Attr{
+			slog.String("face", g.face),
+			slog.String("method", r.Method),
+			slog.String("path", st.path),
+			slog.Int("status", sw.status),
+			slog.String("outcome", st.outcome),
+			slog.String("class", class),
+			slog.Int64("key_id", st.principal.KeyID),
+			slog.Int64("project", st.principal.ProjectID),
+			slog.Duration("duration", d),
+			slog.Int64("bytes_out", sw.bytes),
+			slog.Int64("bytes_in", r.ContentLength),
+			slog.String("signature", st.signature),
+		}
+		n := len(attrs)
+		if st.err != nil {
+			l.LogAttrs(r.Context(), slog.LevelInfo, "request", append(attrs[:n:n], slog.String("error", st.err.Error()))...)
+			return
+		}
+		l.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:]...)
+	}
+}
+
+// statusWriter records the status and size of a response for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (s *statusWriter) reset(w http.ResponseWriter) {
+	s.ResponseWriter, s.status, s.bytes, s.wrote = w, http.StatusOK, 0, false
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if !s.wrote && code >= 200 {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	n, err := s.ResponseWriter.Write(b)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// Flush lets streamed responses through (ReverseProxy flushes via ResponseController).
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

@@ -1,0 +1,65 @@
+package proxy
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/keygate/keygate/cache"
+)
+
+// Metrics are the gateway's Prometheus series. One Metrics is shared by all faces of a process.
+type Metrics struct {
+	// Requests counts requests by face, endpoint class and outcome (forwarded, local, unauthorized,
+	// denied, unavailable, not_found, bad_request, too_large, rate_limited, bad_signature, replayed,
+	// upstream_error, upstream_timeout).
+	Requests *prometheus.CounterVec
+	// Duration is the time from the first byte read to the handler's return, by face and class.
+	Duration *prometheus.HistogramVec
+	// Signatures counts ingestion files by verification result (valid, invalid, unsigned, replayed,
+	// too_large, malformed, stale).
+	Signatures *prometheus.CounterVec
+	// RateLimited counts 429s by scope (key, project, device); LimiterFallback counts decisions taken
+	// by the local limiter because Redis could not be reached.
+	RateLimited     *prometheus.CounterVec
+	LimiterFallback prometheus.Counter
+}
+
+// NewMetrics registers the gateway's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_requests_total", Help: "Requests by face, endpoint class and outcome.",
+		}, []string{"face", "class", "outcome"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "keygate_request_duration_seconds", Help: "Request handling time (including the upstream) by face and class.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"face", "class"}),
+		Signatures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_signature_results_total", Help: "Ingestion files by signature verification result.",
+		}, []string{"result"}),
+		RateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "keygate_rate_limited_total", Help: "Requests refused by a rate limit, by the limit's scope.",
+		}, []string{"scope"}),
+		LimiterFallback: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keygate_rate_limit_fallback_total", Help: "Rate-limit decisions made locally because Redis was unreachable.",
+		}),
+	}
+	reg.MustRegister(m.Requests, m.Duration, m.Signatures, m.RateLimited, m.LimiterFallback)
+	return m
+}
+
+// RegisterCacheMetrics exposes a resolver's counters.
+func RegisterCacheMetrics(reg prometheus.Registerer, r *cache.Resolver) {
+	counter := func(name, help string, f func(cache.StatsSnapshot) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(r.Snapshot())) })
+	}
+	reg.MustRegister(
+		counter("keygate_cache_hits_total", "Keys resolved from the cache.", func(s cache.StatsSnapshot) uint64 { return s.Hits }),
+		counter("keygate_cache_misses_total", "Keys looked up in the store.", func(s cache.StatsSnapshot) uint64 { return s.Misses }),
+		counter("keygate_cache_negative_hits_total", "Unknown keys refused from the negative cache.", func(s cache.StatsSnapshot) uint64 { return s.NegativeHits }),
+		counter("keygate_cache_stale_total", "Cached keys served past their TTL because the store was failing.", func(s cache.StatsSnapshot) uint64 { return s.Stale }),
+		counter("keygate_cache_unavailable_total", "Lookups that failed because the store was unavailable.", func(s cache.StatsSnapshot) uint64 { return s.Unavailable }),
+		counter("keygate_cache_invalidations_total", "Cache entries dropped by revocations and resyncs.", func(s cache.StatsSnapshot) uint64 { return s.Invalidations }),
+		counter("keygate_cache_malformed_total", "x-api-key values refused without a lookup (wrong form).", func(s cache.StatsSnapshot) uint64 { return s.Malformed }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keygate_cache_entries", Help: "Principals in the cache."}, func() float64 { return float64(r.Len()) }),
+	)
+}

@@ -1,0 +1,49 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// TransportOptions tune the upstream connection pool.
+type TransportOptions struct {
+	// DialTimeout bounds connecting to the upstream.
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the upstream's response headers (504 after it).
+	ResponseHeaderTimeout time.Duration
+	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept per upstream. Go's default
+	// of 2 means a new connection per request under concurrency; keygate keeps many.
+	MaxIdleConnsPerHost int
+}
+
+// NewTransport builds the upstream transport: keep-alive with a deep idle pool, no compression
+// (bodies pass through as sent), HTTP/1.1 to the upstream.
+func NewTransport(o TransportOptions) *http.Transport {
+	if o.MaxIdleConnsPerHost <= 0 {
+		o.MaxIdleConnsPerHost = 512
+	}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          o.MaxIdleConnsPerHost * 2,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     false,
+	}
+}
+
+// bufferPool is httputil.BufferPool over sync.Pool: without it ReverseProxy allocates a 32 KiB copy
+// buffer per request (PERFORMANCE.md measured +25–50% throughput with a pool).
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(p []byte) { b.p.Put(&p) }
