@@ -46,16 +46,18 @@ func New(s Store, log *slog.Logger) *Handler {
 		log = slog.Default()
 	}
 	h := &Handler{store: s, mux: http.NewServeMux(), log: log}
-	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(h.listAPIKeys))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys", h.project(h.createAPIKey))
-	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/{id}", h.project(h.revokeAPIKey))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/ingestiononly", h.project(h.createIngestionKey))
-	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/ingestiononly/{id}", h.project(h.revokeIngestionKey))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/hmackeys", h.project(h.listHMACKeys))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys", h.project(h.createHMACKey))
-	h.mux.HandleFunc("DELETE /v1/api/{projectId}/hmackeys/{id}", h.project(h.deleteHMACKey))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys", h.project(h.devKeys(true)))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(h.devKeys(false)))
+	admin := func(r keys.Role) bool { return r == keys.RoleAdmin }
+	addData := func(r keys.Role) bool { return r.Valid() && r != keys.RoleReadOnly }
+	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(admin, h.listAPIKeys))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys", h.project(admin, h.createAPIKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/{id}", h.project(admin, h.revokeAPIKey))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/ingestiononly", h.project(admin, h.createIngestionKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/ingestiononly/{id}", h.project(admin, h.revokeIngestionKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/hmackeys", h.project(admin, h.listHMACKeys))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys", h.project(admin, h.createHMACKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/hmackeys/{id}", h.project(admin, h.deleteHMACKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys", h.project(admin, h.devKeys(true)))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(addData, h.devKeys(false)))
 	h.mux.HandleFunc("GET /v1/api/projects/api-key-info", h.apiKeyInfo)
 	return h
 }
@@ -72,7 +74,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type projectHandler func(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error
 
 // project checks the caller against the path's project and renders the handler's error.
-func (h *Handler) project(fn projectHandler) http.HandlerFunc {
+func (h *Handler) project(roleOK func(keys.Role) bool, fn projectHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := keys.PrincipalFrom(r.Context())
 		if !ok {
@@ -88,8 +90,8 @@ func (h *Handler) project(fn projectHandler) http.HandlerFunc {
 			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", fmt.Sprintf("this API key belongs to project %d, not project %d", p.ProjectID, pid), nil))
 			return
 		}
-		if p.Role != keys.RoleAdmin {
-			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", "managing keys needs an Admin key", nil))
+		if !roleOK(p.Role) {
+			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", "the "+p.Role.Label()+" role may not use this key-management endpoint", nil))
 			return
 		}
 		if err := fn(w, r, p, pid); err != nil {

@@ -167,6 +167,7 @@ func isRead(method string) bool { return method == "GET" || method == "HEAD" }
 //	/v1/api/projects                         GET: read (the key's own project)
 //	/v1/api/projects/api-key-info            GET: keygate answers (any valid key)
 //	/v1/api/{pid}/apikeys|hmackeys|devkeys… : keygate answers (admin)
+//	/v1/api/{pid}/devkeys/hmac               GET: keygate answers (add data: clients sign with it)
 //	/v1/api/{pid}/…                          GET/HEAD: read
 //	/v1/api/{pid}/raw-data/…, devices/…,
 //	  upload/…, labels/…                     writes: add data
@@ -208,6 +209,11 @@ func matchStudio(method, path string) (Route, error) {
 		return r, nil
 	case "devkeys":
 		r.Class, r.Local = ClassAdmin, EndpointDevKeys
+		// The development HMAC key is what ingestion clients sign samples with: the uploader fetches
+		// it with its ingestion key, so any role that may add data may read it.
+		if sub, more := nextSeg(tail); sub == "hmac" && more == "" && isRead(method) {
+			r.Class = ClassAddData
+		}
 		return r, nil
 	}
 	if isRead(method) {

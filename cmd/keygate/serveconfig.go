@@ -88,11 +88,19 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 }
 
 func loadServeConfig() (ServeConfig, error) {
+	c, err := loadServeConfigNoValidate()
+	if err != nil {
+		return c, err
+	}
+	return c, c.validate()
+}
+
+func loadServeConfigNoValidate() (ServeConfig, error) {
 	var c ServeConfig
 	if err := env.Parse(&c); err != nil {
 		return c, configError(err)
 	}
-	return c, c.validate()
+	return c, nil
 }
 
 func checkUpstream(name, raw string) error {
