@@ -1,0 +1,56 @@
+package verify
+
+import (
+	"bytes"
+	"testing"
+)
+
+// The fuzz targets check that hostile input never panics, never reads out of bounds, and that
+// whatever parses has a signature offset that lies inside the body.
+
+func addSeeds(f *testing.F, names ...string) {
+	for _, n := range names {
+		f.Add(vector(f, n))
+	}
+}
+
+func FuzzParseJSON(f *testing.F) {
+	addSeeds(f, "compact.json", "spaced.json", "tampered.json")
+	f.Add([]byte(`{"protected":{"ver":"v1","alg":"none"},"signature":"00","payload":{}}`))
+	f.Add([]byte(`{"payload":{"values":[[1]]},"protected":{"ver":"v1","alg":"HS256"},"signature":"` + string(bytes.Repeat([]byte("a"), 64)) + `"}`))
+	f.Add([]byte(`{"a":"\"","b":[{"c":"\\"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orig := bytes.Clone(body)
+		s, err := Parse(body, FormatJSON)
+		if err == nil && s.Signed() {
+			if s.sigOff < 0 || s.sigOff+sigLen > len(body) || string(body[s.sigOff:s.sigOff+sigLen]) != s.Signature {
+				t.Fatalf("signature offset %d does not point at the signature", s.sigOff)
+			}
+			_, _ = s.Verify(body, [][]byte{[]byte("k")})
+		}
+		if !bytes.Equal(orig, body) {
+			t.Fatal("Parse changed the body")
+		}
+	})
+}
+
+func FuzzParseCBOR(f *testing.F) {
+	addSeeds(f, "docs-example.cbor")
+	doc := vector(f, "docs-example.cbor")
+	f.Add(doc[:len(doc)-20])
+	f.Add([]byte{0xbf, 0x61, 'a', 0x9f, 0xff, 0xff})
+	f.Add([]byte{0xa1, 0x63, 'a', 'b', 'c', 0xd8, 0x18, 0x41, 0x00})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		orig := bytes.Clone(body)
+		s, err := Parse(body, FormatCBOR)
+		if err == nil && s.Signed() {
+			if s.sigOff < 0 || s.sigOff+sigLen > len(body) || string(body[s.sigOff:s.sigOff+sigLen]) != s.Signature {
+				t.Fatalf("signature offset %d does not point at the signature", s.sigOff)
+			}
+			_, _ = s.Verify(body, [][]byte{[]byte("k")})
+		}
+		if !bytes.Equal(orig, body) {
+			t.Fatal("Parse changed the body")
+		}
+	})
+}

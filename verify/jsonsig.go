@@ -1,0 +1,289 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+)
+
+// maxJSONDepth bounds nesting while skipping values, so hostile input is cheap to refuse.
+const maxJSONDepth = 64
+
+type jsonScanner struct {
+	b   []byte
+	off int
+}
+
+func (j *jsonScanner) ws() {
+	for j.off < len(j.b) {
+		switch j.b[j.off] {
+		case ' ', '\t', '\n', '\r':
+			j.off++
+		default:
+			return
+		}
+	}
+}
+
+func (j *jsonScanner) expect(c byte) error {
+	j.ws()
+	if j.off >= len(j.b) || j.b[j.off] != c {
+		if j.off >= len(j.b) {
+			return malformed("unexpected end of JSON")
+		}
+		return malformed("expected %q at byte %d", c, j.off)
+	}
+	j.off++
+	return nil
+}
+
+// str scans a JSON string starting at the current '"' and returns its raw extent [start, end)
+// including the quotes, and whether it contains escapes.
+func (j *jsonScanner) str() (start, end int, escaped bool, err error) {
+	j.ws()
+	if j.off >= len(j.b) || j.b[j.off] != '"' {
+		return 0, 0, false, malformed("expected a string at byte %d", j.off)
+	}
+	start = j.off
+	i := j.off + 1
+	for {
+		k := bytes.IndexAny(j.b[i:], "\"\\")
+		if k < 0 {
+			return 0, 0, false, malformed("unterminated string")
+		}
+		i += k
+		if j.b[i] == '"' {
+			j.off = i + 1
+			return start, j.off, escaped, nil
+		}
+		escaped = true
+		i += 2
+		if i > len(j.b) {
+			return 0, 0, false, malformed("unterminated string")
+		}
+	}
+}
+
+// key reads an object key.
+func (j *jsonScanner) key() (string, error) {
+	s, e, esc, err := j.str()
+	if err != nil {
+		return "", err
+	}
+	if !esc {
+		return string(j.b[s+1 : e-1]), nil
+	}
+	var k string
+	if err := json.Unmarshal(j.b[s:e], &k); err != nil {
+		return "", malformed("bad key")
+	}
+	return k, nil
+}
+
+// skip moves past one value and returns its extent. It checks structure (brackets, strings) but
+// not the full grammar: the backend parses the file; keygate only needs to find fields.
+func (j *jsonScanner) skip() (start, end int, err error) {
+	j.ws()
+	if j.off >= len(j.b) {
+		return 0, 0, malformed("unexpected end of JSON")
+	}
+	start = j.off
+	switch c := j.b[j.off]; c {
+	case '"':
+		_, end, _, err = j.str()
+		return start, end, err
+	case '{', '[':
+		depth := 0
+		for j.off < len(j.b) {
+			switch j.b[j.off] {
+			case '{', '[':
+				depth++
+				if depth > maxJSONDepth {
+					return 0, 0, malformed("nested deeper than %d", maxJSONDepth)
+				}
+				j.off++
+			case '}', ']':
+				depth--
+				j.off++
+				if depth == 0 {
+					return start, j.off, nil
+				}
+			case '"':
+				if _, _, _, err := j.str(); err != nil {
+					return 0, 0, err
+				}
+			default:
+				j.off++
+			}
+		}
+		return 0, 0, malformed("unexpected end of JSON")
+	default:
+		for j.off < len(j.b) {
+			switch j.b[j.off] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				if j.off == start {
+					return 0, 0, malformed("unexpected %q at byte %d", j.b[j.off], j.off)
+				}
+				return start, j.off, nil
+			}
+			j.off++
+		}
+		return 0, 0, malformed("unexpected end of JSON")
+	}
+}
+
+// object walks the members of the object at the current position, calling fn for each key with the
+// scanner positioned at the value. fn must consume the value (or return stop=true).
+func (j *jsonScanner) object(fn func(key string) (stop bool, err error)) error {
+	if err := j.expect('{'); err != nil {
+		return err
+	}
+	j.ws()
+	if j.off < len(j.b) && j.b[j.off] == '}' {
+		j.off++
+		return nil
+	}
+	for {
+		k, err := j.key()
+		if err != nil {
+			return err
+		}
+		if err := j.expect(':'); err != nil {
+			return err
+		}
+		stop, err := fn(k)
+		if err != nil || stop {
+			return err
+		}
+		j.ws()
+		if j.off >= len(j.b) {
+			return malformed("unexpected end of JSON")
+		}
+		switch j.b[j.off] {
+		case ',':
+			j.off++
+		case '}':
+			j.off++
+			return nil
+		default:
+			return malformed("expected ',' or '}' at byte %d", j.off)
+		}
+	}
+}
+
+type protectedHeader struct {
+	Ver string       `json:"ver"`
+	Alg string       `json:"alg"`
+	IAT *json.Number `json:"iat"`
+}
+
+// parseJSON walks the top-level object: protected and signature are read, the payload is walked
+// only until its values (device_name and device_type usually precede them), and the walk stops as
+// soon as all three were seen — a 10 MB values array is never scanned.
+func parseJSON(b []byte) (Sample, error) {
+	var s Sample
+	j := &jsonScanner{b: b}
+	var seenProt, seenSig, seenPayload bool
+	err := j.object(func(k string) (bool, error) {
+		switch k {
+		case "protected":
+			if seenProt {
+				return false, malformed("duplicate protected")
+			}
+			seenProt = true
+			st, en, err := j.skip()
+			if err != nil {
+				return false, err
+			}
+			var p protectedHeader
+			if err := json.Unmarshal(b[st:en], &p); err != nil {
+				return false, malformed("protected is not a valid object")
+			}
+			s.Ver, s.Alg = p.Ver, p.Alg
+			if p.IAT != nil {
+				f, err := strconv.ParseFloat(string(*p.IAT), 64)
+				if err != nil {
+					return false, malformed("protected.iat is not a number")
+				}
+				s.HasIAT, s.IAT = true, f
+			}
+		case "signature":
+			if seenSig {
+				return false, malformed("duplicate signature")
+			}
+			seenSig = true
+			st, en, esc, err := j.str()
+			if err != nil {
+				return false, malformed("signature must be a string")
+			}
+			if esc {
+				return false, malformed("signature must not contain escapes")
+			}
+			s.Signature = string(b[st+1 : en-1])
+			s.sigOff = st + 1
+		case "payload":
+			if seenPayload {
+				return false, malformed("duplicate payload")
+			}
+			seenPayload = true
+			j.ws()
+			if j.off >= len(b) || b[j.off] != '{' {
+				return false, malformed("payload must be an object")
+			}
+			stopped, err := j.payload(&s, seenProt && seenSig)
+			if err != nil || stopped {
+				return stopped, err
+			}
+		default:
+			if _, _, err := j.skip(); err != nil {
+				return false, err
+			}
+		}
+		return seenProt && seenSig && seenPayload, nil
+	})
+	if err != nil {
+		return s, err
+	}
+	if !seenProt || !seenSig {
+		return s, ErrNotSample
+	}
+	return s, nil
+}
+
+// payload reads device_name and device_type. When stopAtValues is set (protected and signature are
+// already known) it stops at values, so a large values array is never scanned; otherwise it walks
+// the whole payload.
+func (j *jsonScanner) payload(s *Sample, stopAtValues bool) (stopped bool, err error) {
+	err = j.object(func(k string) (bool, error) {
+		switch k {
+		case "device_name", "device_type":
+			st, en, _, err := j.str()
+			if err != nil {
+				return false, malformed("payload.%s must be a string", k)
+			}
+			var v string
+			if err := json.Unmarshal(j.b[st:en], &v); err != nil {
+				return false, malformed("payload.%s is not a valid string", k)
+			}
+			if k == "device_name" {
+				s.DeviceName = v
+			} else {
+				s.DeviceType = v
+			}
+		case "values":
+			if stopAtValues {
+				stopped = true
+				return true, nil
+			}
+			if _, _, err := j.skip(); err != nil {
+				return false, err
+			}
+		default:
+			if _, _, err := j.skip(); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	})
+	return stopped, err
+}
