@@ -13,11 +13,11 @@ type Class uint8
 
 // Endpoint classes, from least to most privileged.
 const (
-	ClassRead   Class = iota + 1 // read data and impulse state
-	ClassAddData                 // ingestion, sample and device writes
-	ClassRemote                  // remote management (device websocket)
-	ClassDeploy                  // build and deploy models
-	ClassAdmin                   // everything else: training, settings, keys
+	ClassRead    Class = iota + 1 // read data and impulse state
+	ClassAddData                  // ingestion, sample and device writes
+	ClassRemote                   // remote management (device websocket)
+	ClassDeploy                   // build and deploy models
+	ClassAdmin                    // everything else: training, settings, keys
 )
 
 var classNames = [...]string{"", "read", "add data", "remote management", "deploy", "admin"}

@@ -58,7 +58,9 @@ func TestDemoUploaderSequence(t *testing.T) {
 	}{
 		{"GET projects", func(k string) resp { return do(t, "GET", g.studio+"/v1/api/projects", k, nil, "User-Agent", cliUA) }, true, `"projects":[{"id":1`},
 		{"GET projects again", func(k string) resp { return do(t, "GET", g.studio+"/v1/api/projects", k, nil, "User-Agent", cliUA) }, true, `"id":1`},
-		{"GET devkeys/hmac", func(k string) resp { return do(t, "GET", g.studio+"/v1/api/1/devkeys/hmac", k, nil, "User-Agent", cliUA) }, false, `"hmacKey":"`},
+		{"GET devkeys/hmac", func(k string) resp {
+			return do(t, "GET", g.studio+"/v1/api/1/devkeys/hmac", k, nil, "User-Agent", cliUA)
+		}, false, `"hmacKey":"`},
 		{"GET project", func(k string) resp { return do(t, "GET", g.studio+"/v1/api/1", k, nil, "User-Agent", cliUA) }, true, `"project":{`},
 		{"POST files", upload, false, `"files":[{`},
 	}
