@@ -39,8 +39,19 @@ type Limiter interface {
 // BodyVerifier checks ingestion bodies before they are forwarded (signatures, replay, size).
 type BodyVerifier interface {
 	// VerifyIngest may replace r.Body with an equivalent reader over the same bytes; it returns the
-	// value of the X-Keygate-Signature header to forward, or a non-nil *apierr.Error to refuse.
-	VerifyIngest(r *http.Request, p keys.Principal, route policy.Route) (signature string, err error)
+	// verdict to forward, or a non-nil *apierr.Error to refuse.
+	VerifyIngest(r *http.Request, p keys.Principal, route policy.Route) (Verdict, error)
+}
+
+// Verdict is the outcome of verifying an ingestion body.
+type Verdict struct {
+	// Signature is the X-Keygate-Signature value: valid, invalid or unsigned (or why it was refused).
+	Signature string
+	// Files lists each file's result for multipart uploads (X-Keygate-Signature-Files).
+	Files []string
+	// Release, when non-nil, is called if the upstream does not take the request, so a device's
+	// retry is not refused as a replay.
+	Release func()
 }
 
 // Options configure one face's Gateway. Nil hooks are skipped.
@@ -100,7 +111,15 @@ func New(opt Options) *Gateway {
 	g := &Gateway{opt: opt, face: opt.Face.String()}
 	g.wpool.New = func() any { return &statusWriter{} }
 	g.rp = &httputil.ReverseProxy{
-		Rewrite:      g.rewrite,
+		Rewrite: g.rewrite,
+		ModifyResponse: func(res *http.Response) error {
+			if res.StatusCode >= 500 {
+				if st, _ := res.Request.Context().Value(stateKey{}).(*state); st != nil && st.release != nil {
+					st.release()
+				}
+			}
+			return nil
+		},
 		Transport:    opt.Transport,
 		BufferPool:   newBufferPool(),
 		ErrorHandler: g.upstreamError,
@@ -115,6 +134,8 @@ type state struct {
 	principal keys.Principal
 	path      string
 	signature string
+	files     string
+	release   func()
 	outcome   string
 	err       error
 }
@@ -205,11 +226,15 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 
 	// 5. verify.
 	if route.Ingest != "" && g.opt.Verifier != nil {
-		sig, err := g.opt.Verifier.VerifyIngest(r, p, route)
+		v, err := g.opt.Verifier.VerifyIngest(r, p, route)
+		st.signature = v.Signature
 		if err != nil {
 			return err
 		}
-		st.signature = sig
+		st.release = v.Release
+		if len(v.Files) > 1 {
+			st.files = strings.Join(v.Files, ",")
+		}
 	}
 
 	// 6. forward.
@@ -266,6 +291,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	if st.signature != "" {
 		h[HeaderSignature] = []string{st.signature}
 	}
+	if st.files != "" {
+		h[HeaderSignature+"-Files"] = []string{st.files}
+	}
 }
 
 func joinPath(base, p string) string {
@@ -288,6 +316,9 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		// The client went away; nobody is left to answer.
 		if st != nil {
 			st.outcome, st.err = "client_closed", err
+			if st.release != nil {
+				st.release()
+			}
 		}
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
@@ -297,6 +328,9 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	if st != nil {
 		st.outcome, st.err = e.Outcome, err
+		if st.release != nil {
+			st.release()
+		}
 	}
 	apierr.Write(w, e)
 }

@@ -21,6 +21,8 @@ type Metrics struct {
 	// by the local limiter because Redis could not be reached.
 	RateLimited     *prometheus.CounterVec
 	LimiterFallback prometheus.Counter
+	// ReplayFallback counts replay checks made in memory because Redis was unreachable.
+	ReplayFallback prometheus.Counter
 }
 
 // NewMetrics registers the gateway's metrics with reg.
@@ -42,8 +44,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		LimiterFallback: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "keygate_rate_limit_fallback_total", Help: "Rate-limit decisions made locally because Redis was unreachable.",
 		}),
+		ReplayFallback: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "keygate_replay_guard_fallback_total", Help: "Replay checks made in this replica's memory because Redis was unreachable.",
+		}),
 	}
-	reg.MustRegister(m.Requests, m.Duration, m.Signatures, m.RateLimited, m.LimiterFallback)
+	reg.MustRegister(m.Requests, m.Duration, m.Signatures, m.RateLimited, m.LimiterFallback, m.ReplayFallback)
 	return m
 }
 

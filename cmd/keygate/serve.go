@@ -24,6 +24,7 @@ import (
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/policy"
 	"github.com/keygate/keygate/proxy"
+	"github.com/keygate/keygate/verify"
 )
 
 func parseLevel(s string) (slog.Level, error) {
@@ -88,6 +89,16 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, ready func(ma
 		Size: cfg.CacheSize, TTL: cfg.CacheTTL, NegativeTTL: cfg.NegativeCacheTTL, Grace: cfg.CacheGrace,
 	})
 	proxy.RegisterCacheMetrics(s.reg, s.resolver)
+	projects := cache.NewProjects(store, cache.Options{TTL: cfg.CacheTTL, Grace: cfg.CacheGrace, Size: 10000})
+	memGuard := verify.NewMemoryReplayGuard(0, nil)
+	var guard verify.ReplayGuard = memGuard
+	if rs, ok := store.(*keys.RedisStore); ok {
+		guard = keys.NewRedisReplayGuard(rs)
+	}
+	ingest := proxy.NewIngest(proxy.IngestOptions{
+		Mode: proxy.SignatureMode(cfg.SignatureMode), MaxClockSkew: cfg.MaxClockSkew, RequireIAT: cfg.RequireIAT,
+		Projects: projects, Replay: guard, Fallback: memGuard, MaxFiles: cfg.MaxFiles, Metrics: s.metrics, Log: log,
+	})
 	s.usage = keys.NewUsageRecorder(store, cfg.LastUsedInterval, log)
 
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
@@ -99,6 +110,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, ready func(ma
 		defer bg.Done()
 		for e := range store.Subscribe(runCtx) {
 			s.resolver.Apply(e)
+			projects.Apply(e)
 		}
 	}()
 
@@ -154,6 +166,8 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, ready func(ma
 		}
 		if f.face == policy.FaceStudio {
 			opt.Local = mgmt
+		} else {
+			opt.Verifier = ingest
 		}
 		if err := listen(f.name, f.listen, proxy.New(opt)); err != nil {
 			closeAll()

@@ -37,6 +37,18 @@ type ServeConfig struct {
 	// StripAPIKey removes x-api-key before forwarding. Keep it (false) when the backend checks keys too.
 	StripAPIKey bool `env:"KEYGATE_STRIP_API_KEY" envDefault:"false"`
 
+	// SignatureMode is what happens to an ingestion sample whose signature does not verify: reject
+	// (401, the default: forged data never reaches the backend) or mark (forwarded with
+	// X-Keygate-Signature: invalid, as the hosted platform stores and marks such samples).
+	SignatureMode string `env:"KEYGATE_SIGNATURE_MODE" envDefault:"reject"`
+	// MaxClockSkew bounds how far a sample's iat may be from now; accepted signatures are
+	// remembered for twice this long to refuse replays.
+	MaxClockSkew time.Duration `env:"KEYGATE_MAX_CLOCK_SKEW" envDefault:"15m"`
+	// RequireIAT refuses signed samples without iat (off by default: devices without clocks exist).
+	RequireIAT bool `env:"KEYGATE_REQUIRE_IAT" envDefault:"false"`
+	// MaxFiles bounds the files of one /files upload (SPEC §4: 1000).
+	MaxFiles int `env:"KEYGATE_MAX_FILES" envDefault:"1000"`
+
 	// CacheSize bounds the cached principals; CacheTTL bounds how stale one can be if a revocation
 	// announcement is lost; NegativeCacheTTL is how long an unknown key is remembered; CacheGrace is
 	// how long past CacheTTL cached keys keep working while the store is unreachable.
@@ -143,6 +155,15 @@ func (c ServeConfig) validate() error {
 	}
 	if c.MaxBody <= 0 {
 		return usagef("KEYGATE_MAX_BODY: must be a positive size")
+	}
+	if c.SignatureMode != "reject" && c.SignatureMode != "mark" {
+		return usagef("KEYGATE_SIGNATURE_MODE: want reject or mark, got %q", c.SignatureMode)
+	}
+	if c.MaxClockSkew <= 0 {
+		return usagef("KEYGATE_MAX_CLOCK_SKEW: must be a positive duration such as 15m")
+	}
+	if c.MaxFiles <= 0 {
+		return usagef("KEYGATE_MAX_FILES: must be a positive integer")
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		return usagef("KEYGATE_LOG_FORMAT: want json or text, got %q", c.LogFormat)

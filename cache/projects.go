@@ -1,0 +1,118 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// ProjectStore is what the project cache reads.
+type ProjectStore interface {
+	ListHMACKeys(ctx context.Context, projectID int64) ([]keys.HMACKey, error)
+	Settings(ctx context.Context, projectID int64) (keys.ProjectSettings, error)
+}
+
+// Project is what the ingestion path needs of a project on every request.
+type Project struct {
+	// HMACKeys are the project's HMAC keys (their UTF-8 bytes), development key first.
+	HMACKeys [][]byte
+	Settings keys.ProjectSettings
+}
+
+type projEntry struct {
+	p       Project
+	fetched time.Time
+}
+
+// Projects caches per-project HMAC keys and settings with the same rules as the Resolver: a TTL,
+// invalidation on announcements, stale data within Grace while the store fails, ErrUnavailable after.
+type Projects struct {
+	store ProjectStore
+	opt   Options
+	mu    sync.RWMutex
+	m     map[int64]projEntry
+	gen   uint64
+	sf    singleflight.Group
+}
+
+// NewProjects builds a project cache (Options as for the Resolver; Size bounds the projects kept).
+func NewProjects(s ProjectStore, opt Options) *Projects {
+	opt.defaults()
+	return &Projects{store: s, opt: opt, m: make(map[int64]projEntry)}
+}
+
+// Get returns a project's HMAC keys and settings.
+func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
+	now := c.opt.Now()
+	c.mu.RLock()
+	e, ok := c.m[pid]
+	c.mu.RUnlock()
+	if ok && now.Sub(e.fetched) < c.opt.TTL {
+		return e.p, nil
+	}
+	v, err, _ := c.sf.Do(strconv.FormatInt(pid, 10), func() (any, error) {
+		c.mu.RLock()
+		gen := c.gen
+		c.mu.RUnlock()
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opt.LookupTimeout)
+		defer cancel()
+		hk, err := c.store.ListHMACKeys(lctx, pid)
+		if err != nil {
+			return nil, err
+		}
+		st, err := c.store.Settings(lctx, pid)
+		if err != nil {
+			return nil, err
+		}
+		p := Project{Settings: st}
+		for _, k := range hk {
+			if k.IsDevelopmentKey {
+				p.HMACKeys = append([][]byte{[]byte(k.Secret)}, p.HMACKeys...)
+			} else {
+				p.HMACKeys = append(p.HMACKeys, []byte(k.Secret))
+			}
+		}
+		c.mu.Lock()
+		if c.gen == gen { // not invalidated while reading
+			if len(c.m) >= c.opt.Size {
+				clear(c.m)
+			}
+			c.m[pid] = projEntry{p: p, fetched: c.opt.Now()}
+		}
+		c.mu.Unlock()
+		return p, nil
+	})
+	if err == nil {
+		return v.(Project), nil
+	}
+	if errors.Is(err, keys.ErrSealed) {
+		return Project{}, err
+	}
+	if ok && now.Sub(e.fetched) < c.opt.TTL+c.opt.Grace {
+		return e.p, nil
+	}
+	return Project{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// Apply handles one store announcement.
+func (c *Projects) Apply(e keys.Event) {
+	switch e.Kind {
+	case keys.EventResync:
+		c.mu.Lock()
+		c.gen++
+		clear(c.m)
+		c.mu.Unlock()
+	case keys.EventHMACChanged, keys.EventSettingsChanged:
+		c.mu.Lock()
+		c.gen++
+		delete(c.m, e.ProjectID)
+		c.mu.Unlock()
+	}
+}

@@ -1,0 +1,337 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/verify"
+)
+
+// SignatureMode says what happens to a sample whose signature does not verify.
+type SignatureMode string
+
+// Signature modes.
+const (
+	// ModeReject (default): a bad signature never reaches the backend (401).
+	ModeReject SignatureMode = "reject"
+	// ModeMark forwards it with X-Keygate-Signature: invalid, as the hosted platform stores and
+	// marks such samples.
+	ModeMark SignatureMode = "mark"
+)
+
+// Signature results, as sent in X-Keygate-Signature and counted in keygate_signature_results_total.
+const (
+	SigValid     = "valid"
+	SigInvalid   = "invalid"
+	SigUnsigned  = "unsigned"
+	SigReplayed  = "replayed"
+	SigStale     = "stale"
+	SigMalformed = "malformed"
+	SigTooLarge  = "too_large"
+)
+
+// ProjectSource gives a project's HMAC keys and settings (cache.Projects).
+type ProjectSource interface {
+	Get(ctx context.Context, projectID int64) (cache.Project, error)
+}
+
+// IngestOptions configure the ingestion verifier.
+type IngestOptions struct {
+	Mode SignatureMode
+	// MaxClockSkew bounds |now - iat|; it is also how long accepted signatures are remembered.
+	MaxClockSkew time.Duration
+	// RequireIAT refuses signed samples without iat (devices without clocks send none).
+	RequireIAT bool
+	Projects   ProjectSource
+	// Replay remembers accepted signatures; Fallback is used when it fails (Redis down).
+	Replay   verify.ReplayGuard
+	Fallback verify.ReplayGuard
+	// MaxFiles bounds the parts of one multipart upload (SPEC §4: 1000).
+	MaxFiles int
+	Metrics  *Metrics
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Ingest verifies ingestion bodies: signatures, iat, replays. It implements BodyVerifier.
+type Ingest struct {
+	opt IngestOptions
+}
+
+var _ BodyVerifier = (*Ingest)(nil)
+
+// NewIngest builds the verifier.
+func NewIngest(o IngestOptions) *Ingest {
+	if o.Mode == "" {
+		o.Mode = ModeReject
+	}
+	if o.MaxClockSkew <= 0 {
+		o.MaxClockSkew = 15 * time.Minute
+	}
+	if o.MaxFiles <= 0 {
+		o.MaxFiles = 1000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Ingest{opt: o}
+}
+
+// file is one file of an upload and what was found about it.
+type file struct {
+	label  string // for messages: "file 2 (x.json)"
+	body   []byte
+	ctype  string
+	name   string
+	result string
+	sample verify.Sample
+	reason string
+}
+
+func (v *Ingest) count(result string) {
+	if v.opt.Metrics != nil {
+		v.opt.Metrics.Signatures.WithLabelValues(result).Inc()
+	}
+}
+
+// readBody reads the whole (already capped) body, sized by Content-Length when known so a large
+// upload is one allocation of its own size.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength < math.MaxInt32 {
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(r.Body)
+	return buf.Bytes(), err
+}
+
+// VerifyIngest implements BodyVerifier.
+func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Route) (Verdict, error) {
+	body, err := readBody(r)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			v.count(SigTooLarge)
+			return Verdict{Signature: SigTooLarge}, apierr.New(http.StatusRequestEntityTooLarge, "too_large",
+				fmt.Sprintf("request body is larger than the limit of %d bytes", mbe.Limit), nil)
+		}
+		return Verdict{}, apierr.New(http.StatusBadRequest, "bad_request", "could not read the request body", err)
+	}
+	// Forward exactly these bytes.
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r.TransferEncoding = nil
+
+	var files []*file
+	if route.Ingest == "files" {
+		mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+		if err != nil || mt != "multipart/form-data" {
+			return Verdict{}, apierr.New(http.StatusBadRequest, "bad_request", "/files expects a multipart/form-data body", nil)
+		}
+		parts, err := verify.SplitMultipart(body, params["boundary"], v.opt.MaxFiles*2)
+		if err != nil {
+			v.count(SigMalformed)
+			return Verdict{Signature: SigMalformed}, apierr.New(http.StatusBadRequest, "bad_request", err.Error(), nil)
+		}
+		for _, pt := range parts {
+			if pt.Name != "data" {
+				continue
+			}
+			files = append(files, &file{label: fmt.Sprintf("file %d (%s)", len(files)+1, pt.FileName), body: pt.Body, ctype: pt.ContentType, name: pt.FileName})
+		}
+		if len(files) > v.opt.MaxFiles {
+			return Verdict{}, apierr.New(http.StatusBadRequest, "bad_request", fmt.Sprintf("at most %d files per request", v.opt.MaxFiles), nil)
+		}
+	} else {
+		files = []*file{{label: "the sample", body: body, ctype: r.Header.Get("Content-Type"), name: r.Header.Get("X-File-Name")}}
+	}
+
+	proj, err := v.opt.Projects.Get(r.Context(), p.ProjectID)
+	if err != nil {
+		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
+		e.RetryAfter = 2
+		return Verdict{}, e
+	}
+	for _, f := range files {
+		v.check(f, p.ProjectID, proj)
+	}
+	release, err := v.decide(r, p.ProjectID, proj, files)
+	overall := summarize(files)
+	for _, f := range files {
+		v.count(f.result)
+	}
+	if err != nil {
+		return Verdict{Signature: overall}, err
+	}
+	vd := Verdict{Signature: overall, Release: release}
+	if len(files) > 1 {
+		vd.Files = make([]string, len(files))
+		for i, f := range files {
+			vd.Files[i] = f.result
+		}
+	}
+	return vd, nil
+}
+
+// check classifies one file: valid, invalid, unsigned, stale or malformed.
+func (v *Ingest) check(f *file, pid int64, proj cache.Project) {
+	format := verify.DetectFormat(f.ctype, f.name, f.body)
+	s, err := verify.Parse(f.body, format)
+	switch {
+	case errors.Is(err, verify.ErrNotSample):
+		f.result = SigUnsigned
+		return
+	case err != nil:
+		// A body only sniffed as CBOR (octet-stream) that does not parse is some other binary file.
+		if mt, _, _ := mime.ParseMediaType(f.ctype); format == verify.FormatCBOR && mt != "application/cbor" && !strings.HasSuffix(strings.ToLower(f.name), ".cbor") {
+			f.result = SigUnsigned
+			return
+		}
+		f.result, f.reason = SigMalformed, err.Error()
+		return
+	}
+	f.sample = s
+	if !s.Signed() {
+		f.result = SigUnsigned
+		return
+	}
+	if _, err := s.Verify(f.body, proj.HMACKeys); err != nil {
+		// Clients without a development HMAC key sign with "0": such a signature proves nothing, so
+		// it counts as unsigned rather than forged.
+		if _, zerr := s.Verify(f.body, [][]byte{[]byte("0")}); zerr == nil {
+			f.result = SigUnsigned
+			return
+		}
+		f.result = SigInvalid
+		if len(proj.HMACKeys) == 0 {
+			f.reason = fmt.Sprintf("project %d has no HMAC keys to verify the signature of %s", pid, f.label)
+		} else {
+			f.reason = fmt.Sprintf("signature of %s does not match any HMAC key of project %d", f.label, pid)
+		}
+		return
+	}
+	if !s.HasIAT {
+		if v.opt.RequireIAT {
+			f.result, f.reason = SigStale, f.label+" has no protected.iat, and this gateway requires one"
+			return
+		}
+	} else {
+		now := float64(v.opt.Now().UnixNano()) / 1e9
+		if math.IsNaN(s.IAT) || math.Abs(now-s.IAT) > v.opt.MaxClockSkew.Seconds() {
+			f.result = SigStale
+			f.reason = fmt.Sprintf("%s was signed at %s, outside the allowed clock skew of %s", f.label,
+				time.Unix(int64(s.IAT), 0).UTC().Format(time.RFC3339), v.opt.MaxClockSkew)
+			return
+		}
+	}
+	f.result = SigValid
+}
+
+func summarize(files []*file) string {
+	valid, unsigned := false, false
+	for _, f := range files {
+		switch f.result {
+		case SigValid:
+			valid = true
+		case SigUnsigned:
+			unsigned = true
+		default:
+			return f.result
+		}
+	}
+	switch {
+	case valid:
+		return SigValid
+	case unsigned:
+		return SigUnsigned
+	}
+	return SigUnsigned
+}
+
+// decide turns the per-file results into a refusal or a pass, and records accepted signatures.
+func (v *Ingest) decide(r *http.Request, pid int64, proj cache.Project, files []*file) (func(), error) {
+	reject := v.opt.Mode == ModeReject
+	for _, f := range files {
+		switch f.result {
+		case SigMalformed:
+			if reject {
+				return nil, apierr.New(http.StatusBadRequest, "bad_signature", f.label+" is not a valid data acquisition file: "+strings.TrimPrefix(f.reason, "malformed sample: "), nil)
+			}
+			f.result = SigInvalid
+		case SigInvalid:
+			if reject {
+				return nil, apierr.New(http.StatusUnauthorized, "bad_signature", f.reason, nil)
+			}
+		case SigStale:
+			return nil, apierr.New(http.StatusUnauthorized, "bad_signature", f.reason, nil)
+		case SigUnsigned:
+			if proj.Settings.RequireSignatures {
+				return nil, apierr.New(http.StatusUnauthorized, "bad_signature",
+					fmt.Sprintf("project %d requires signed samples, and %s is not signed with one of its HMAC keys", pid, f.label), nil)
+			}
+		}
+	}
+	// Replay guard last, so nothing is recorded for a request refused above.
+	ttl := 2 * v.opt.MaxClockSkew
+	var recorded []string
+	var guards []verify.ReplayGuard
+	release := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		for i, sig := range recorded {
+			if err := guards[i].Forget(ctx, pid, sig); err != nil {
+				v.opt.Log.Warn("replay guard: forget", "project", pid, "err", err)
+			}
+		}
+	}
+	for _, f := range files {
+		if f.result != SigValid {
+			continue
+		}
+		g := v.opt.Replay
+		first, err := g.FirstSeen(r.Context(), pid, f.sample.Signature, ttl)
+		if err != nil && v.opt.Fallback != nil {
+			g = v.opt.Fallback
+			if v.opt.Metrics != nil {
+				v.opt.Metrics.ReplayFallback.Inc()
+			}
+			first, err = g.FirstSeen(r.Context(), pid, f.sample.Signature, ttl)
+		}
+		if err != nil {
+			release()
+			e := apierr.New(http.StatusServiceUnavailable, "unavailable", "replay guard unavailable, try again shortly", err)
+			e.RetryAfter = 2
+			return nil, e
+		}
+		if !first {
+			f.result = SigReplayed
+			release()
+			return nil, apierr.New(http.StatusConflict, "replayed", "replayed sample: "+f.label+" was already accepted for project "+fmt.Sprint(pid), nil)
+		}
+		recorded = append(recorded, f.sample.Signature)
+		guards = append(guards, g)
+	}
+	if len(recorded) == 0 {
+		return nil, nil
+	}
+	return release, nil
+}

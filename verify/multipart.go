@@ -1,0 +1,87 @@
+package verify
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"mime"
+	"net/textproto"
+)
+
+// Part is one part of a multipart/form-data body. Body is a slice of the request body, not a copy,
+// so verifying every part of a large upload costs no second copy of it.
+type Part struct {
+	Name        string
+	FileName    string
+	ContentType string
+	Body        []byte
+}
+
+// ErrMultipart: the multipart body cannot be split.
+var ErrMultipart = errors.New("malformed multipart body")
+
+// SplitMultipart splits a buffered multipart body (RFC 2046) into parts, in order. mime/multipart
+// copies each part through a reader; keygate needs each part as a sub-slice of the body it will
+// forward byte for byte, so it finds the delimiters itself and uses textproto for the headers.
+func SplitMultipart(body []byte, boundary string, maxParts int) ([]Part, error) {
+	if boundary == "" || len(boundary) > 70 {
+		return nil, fmt.Errorf("%w: bad boundary", ErrMultipart)
+	}
+	dash := []byte("--" + boundary)
+	delim := []byte("\r\n--" + boundary)
+	var pos int
+	if bytes.HasPrefix(body, dash) {
+		pos = len(dash)
+	} else {
+		i := bytes.Index(body, delim)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: no boundary", ErrMultipart)
+		}
+		pos = i + len(delim)
+	}
+	var parts []Part
+	for {
+		if bytes.HasPrefix(body[pos:], []byte("--")) {
+			return parts, nil // close delimiter; the epilogue is ignored
+		}
+		for pos < len(body) && (body[pos] == ' ' || body[pos] == '\t') {
+			pos++
+		}
+		if !bytes.HasPrefix(body[pos:], []byte("\r\n")) {
+			return nil, fmt.Errorf("%w: boundary not followed by CRLF", ErrMultipart)
+		}
+		pos += 2
+		var hdrEnd int
+		if bytes.HasPrefix(body[pos:], []byte("\r\n")) {
+			hdrEnd = pos // no headers
+		} else {
+			i := bytes.Index(body[pos:], []byte("\r\n\r\n"))
+			if i < 0 {
+				return nil, fmt.Errorf("%w: unterminated part headers", ErrMultipart)
+			}
+			hdrEnd = pos + i + 2
+		}
+		if hdrEnd-pos > 16<<10 {
+			return nil, fmt.Errorf("%w: part headers larger than 16 KiB", ErrMultipart)
+		}
+		hdr, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(body[pos : hdrEnd+2]))).ReadMIMEHeader()
+		if err != nil {
+			return nil, fmt.Errorf("%w: part headers: %v", ErrMultipart, err)
+		}
+		start := hdrEnd + 2
+		i := bytes.Index(body[start:], delim)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: part %d has no closing boundary", ErrMultipart, len(parts)+1)
+		}
+		if len(parts) == maxParts {
+			return nil, fmt.Errorf("%w: more than %d parts", ErrMultipart, maxParts)
+		}
+		p := Part{ContentType: hdr.Get("Content-Type"), Body: body[start : start+i : start+i]}
+		if _, params, err := mime.ParseMediaType(hdr.Get("Content-Disposition")); err == nil {
+			p.Name, p.FileName = params["name"], params["filename"]
+		}
+		parts = append(parts, p)
+		pos = start + i + len(delim)
+	}
+}
