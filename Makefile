@@ -25,8 +25,17 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
+FUZZ_TARGETS := FuzzParseJSON FuzzParseCBOR FuzzSplitMultipart
+FUZZTIME     ?= 2m
+
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	@# A short run of each fuzz target on top of its seed corpus (make fuzz runs them longer).
+	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s ./verify >/dev/null || { echo "fuzz $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 1x ./verify; exit 1; }; done
+	@echo "fuzz: $(FUZZ_TARGETS) ran 5s each without a failure"
+
+fuzz:
+	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./verify || exit 1; done
 
 run: build
 	./bin/keygate serve

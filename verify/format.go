@@ -6,9 +6,10 @@ import (
 	"strings"
 )
 
-// DetectFormat decides how to read a body from its media type and, for parts of multipart uploads,
-// its file name. application/octet-stream is the binary (CBOR) variant only when it starts with a
-// CBOR map; anything else (WAV, JPEG, CSV, …) is FormatUnknown: not a sample.
+// DetectFormat decides how to read a body from its media type, its start and its file name. An
+// explicit JSON or CBOR media type decides; another specific type (text/csv, audio/wav, image/jpeg,
+// …) means not a sample; a generic one (application/octet-stream, none) is sniffed — a CBOR map is
+// the binary variant — and then judged by the file name's extension.
 func DetectFormat(contentType, fileName string, body []byte) Format {
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch {
@@ -16,14 +17,16 @@ func DetectFormat(contentType, fileName string, body []byte) Format {
 		return FormatJSON
 	case mt == "application/cbor":
 		return FormatCBOR
+	case mt != "" && mt != "application/octet-stream":
+		return FormatUnknown
+	}
+	if len(body) > 0 && body[0]>>5 == 5 {
+		return FormatCBOR
 	}
 	switch strings.ToLower(path.Ext(fileName)) {
 	case ".json":
 		return FormatJSON
 	case ".cbor":
-		return FormatCBOR
-	}
-	if (mt == "application/octet-stream" || mt == "") && len(body) > 0 && body[0]>>5 == 5 {
 		return FormatCBOR
 	}
 	return FormatUnknown

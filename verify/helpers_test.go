@@ -13,7 +13,7 @@ func jsonToCBOR(t testing.TB, b []byte) []byte {
 	var in struct {
 		Protected map[string]any `json:"protected"`
 		Signature string         `json:"signature"`
-		Payload   map[string]any `json:"payload"`
+		Payload   orderedPayload `json:"payload"`
 	}
 	if err := json.Unmarshal(b, &in); err != nil {
 		t.Fatal(err)
@@ -31,4 +31,13 @@ func jsonToCBOR(t testing.TB, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// orderedPayload keeps the platform's field order (device_name first, values last) in CBOR.
+type orderedPayload struct {
+	DeviceName string `json:"device_name" cbor:"device_name"`
+	DeviceType string `json:"device_type" cbor:"device_type"`
+	IntervalMs any    `json:"interval_ms" cbor:"interval_ms"`
+	Sensors    any    `json:"sensors" cbor:"sensors"`
+	Values     any    `json:"values" cbor:"values"`
 }

@@ -43,7 +43,12 @@ func SplitMultipart(body []byte, boundary string, maxParts int) ([]Part, error) 
 	var parts []Part
 	for {
 		if bytes.HasPrefix(body[pos:], []byte("--")) {
-			return parts, nil // close delimiter; the epilogue is ignored
+			// Close delimiter: then the end, or padding and CRLF before an ignored epilogue.
+			rest := bytes.TrimLeft(body[pos+2:], " \t")
+			if len(rest) == 0 || bytes.HasPrefix(rest, []byte("\r\n")) {
+				return parts, nil
+			}
+			return nil, fmt.Errorf("%w: junk after the close delimiter", ErrMultipart)
 		}
 		for pos < len(body) && (body[pos] == ' ' || body[pos] == '\t') {
 			pos++
@@ -61,6 +66,13 @@ func SplitMultipart(body []byte, boundary string, maxParts int) ([]Part, error) 
 				return nil, fmt.Errorf("%w: unterminated part headers", ErrMultipart)
 			}
 			hdrEnd = pos + i + 2
+		}
+		// Bare LF line ends are read differently by different parsers; a part whose extent two
+		// parsers could disagree on is refused, never guessed.
+		for i := pos; i < hdrEnd; i++ {
+			if body[i] == '\n' && (i == 0 || body[i-1] != '\r') {
+				return nil, fmt.Errorf("%w: bare LF in part headers", ErrMultipart)
+			}
 		}
 		if hdrEnd-pos > 16<<10 {
 			return nil, fmt.Errorf("%w: part headers larger than 16 KiB", ErrMultipart)

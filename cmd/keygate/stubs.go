@@ -1,11 +1,5 @@
 package main
 
-import (
-	"context"
-	"errors"
-	"io"
-)
+import "github.com/keygate/keygate/keys"
 
-func runSettings(context.Context, []string, io.Writer, io.Writer) error { return errors.New("not yet") }
-func runSign(context.Context, []string, io.Writer, io.Writer) error     { return errors.New("not yet") }
-func runVerify(context.Context, []string, io.Writer, io.Writer) error   { return errors.New("not yet") }
+func formatLimit(l keys.Limit) string { return "" }
