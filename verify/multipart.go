@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"mime"
 	"net/textproto"
+	"path/filepath"
 )
 
 // Part is one part of a multipart/form-data body. Body is a slice of the request body, not a copy,
@@ -30,16 +31,16 @@ func SplitMultipart(body []byte, boundary string, maxParts int) ([]Part, error) 
 	}
 	dash := []byte("--" + boundary)
 	delim := []byte("\r\n--" + boundary)
-	var pos int
-	if bytes.HasPrefix(body, dash) {
-		pos = len(dash)
-	} else {
-		i := bytes.Index(body, delim)
-		if i < 0 {
-			return nil, fmt.Errorf("%w: no boundary", ErrMultipart)
-		}
-		pos = i + len(delim)
+	// The first "--boundary" must open the body or follow CRLF: any other first occurrence is a
+	// preamble that parsers disagree about.
+	first := bytes.Index(body, dash)
+	switch {
+	case first < 0:
+		return nil, fmt.Errorf("%w: no boundary", ErrMultipart)
+	case first > 0 && (first < 2 || body[first-2] != '\r' || body[first-1] != '\n'):
+		return nil, fmt.Errorf("%w: ambiguous preamble", ErrMultipart)
 	}
+	pos := first + len(dash)
 	var parts []Part
 	for {
 		if bytes.HasPrefix(body[pos:], []byte("--")) {
@@ -90,8 +91,14 @@ func SplitMultipart(body []byte, boundary string, maxParts int) ([]Part, error) 
 			return nil, fmt.Errorf("%w: more than %d parts", ErrMultipart, maxParts)
 		}
 		p := Part{ContentType: hdr.Get("Content-Type"), Body: body[start : start+i : start+i]}
-		if _, params, err := mime.ParseMediaType(hdr.Get("Content-Disposition")); err == nil {
-			p.Name, p.FileName = params["name"], params["filename"]
+		// As mime/multipart reads them: the name only for form-data, the file name without directories.
+		if disp, params, err := mime.ParseMediaType(hdr.Get("Content-Disposition")); err == nil {
+			if disp == "form-data" {
+				p.Name = params["name"]
+			}
+			if fn := params["filename"]; fn != "" {
+				p.FileName = filepath.Base(fn)
+			}
 		}
 		parts = append(parts, p)
 		pos = start + i + len(delim)
