@@ -34,6 +34,8 @@ type UsageRecorder interface {
 type Limiter interface {
 	// Allow returns the headers to add (RateLimit-*) and a non-nil *apierr.Error (429) when over a limit.
 	Allow(ctx context.Context, r *http.Request, p keys.Principal, route policy.Route, h http.Header) error
+	// AllowDevice checks the per-device limit once a verified sample has named its device.
+	AllowDevice(ctx context.Context, p keys.Principal, device string, h http.Header) error
 }
 
 // BodyVerifier checks ingestion bodies before they are forwarded (signatures, replay, size).
@@ -49,6 +51,8 @@ type Verdict struct {
 	Signature string
 	// Files lists each file's result for multipart uploads (X-Keygate-Signature-Files).
 	Files []string
+	// Device is the device_name of a verified sample, for the per-device rate limit.
+	Device string
 	// Release, when non-nil, is called if the upstream does not take the request, so a device's
 	// retry is not refused as a replay.
 	Release func()
@@ -234,6 +238,14 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		st.release = v.Release
 		if len(v.Files) > 1 {
 			st.files = strings.Join(v.Files, ",")
+		}
+		if v.Device != "" && g.opt.Limiter != nil && firstHeader(r.Header, "X-Device-Id") == "" {
+			if err := g.opt.Limiter.AllowDevice(r.Context(), p, v.Device, w.Header()); err != nil {
+				if v.Release != nil {
+					v.Release()
+				}
+				return err
+			}
 		}
 	}
 

@@ -183,6 +183,12 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 		return Verdict{Signature: overall}, err
 	}
 	vd := Verdict{Signature: overall, Release: release}
+	for _, f := range files {
+		if f.result == SigValid && f.sample.DeviceName != "" {
+			vd.Device = f.sample.DeviceName
+			break
+		}
+	}
 	if len(files) > 1 {
 		vd.Files = make([]string, len(files))
 		for i, f := range files {

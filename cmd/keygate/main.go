@@ -41,6 +41,7 @@ func commands() []command {
 		{"hmac", "manage HMAC keys: create, list, delete", runHMAC},
 		{"devkeys", "show a project's development keys", runDevKeys},
 		{"settings", "show or change a project's settings", runSettings},
+		{"limits", "set, show or clear a project's or a key's rate limit", runLimits},
 		{"sign", "sign a data acquisition file with an HMAC key", runSign},
 		{"verify", "verify a signed data acquisition file", runVerify},
 		{"version", "print the version", runVersion},

@@ -22,6 +22,7 @@ import (
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/cache"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/policy"
 	"github.com/keygate/keygate/proxy"
 	"github.com/keygate/keygate/verify"
@@ -95,6 +96,20 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, ready func(ma
 	if rs, ok := store.(*keys.RedisStore); ok {
 		guard = keys.NewRedisReplayGuard(rs)
 	}
+	var engine limit.Engine = limit.NewLocal(0, nil)
+	if rs, ok := store.(*keys.RedisStore); ok {
+		engine = &limit.Fallback{Primary: limit.NewRedis(rs.Client()), Secondary: engine, OnFallback: s.metrics.LimiterFallback.Inc}
+	}
+	limiter := &proxy.RateLimits{
+		Engine: engine, Projects: projects, Headers: cfg.RateLimitHeaders, Metrics: s.metrics,
+		Limits: policy.Limits{
+			IngestionKey: map[keys.Role]keys.Limit{
+				keys.RoleAdmin: cfg.LimitAdmin.Limit, keys.RoleIngestionDeployment: cfg.LimitIngestionDeployment.Limit,
+				keys.RoleIngestion: cfg.LimitIngestion.Limit, keys.RoleReadOnly: cfg.LimitReadOnly.Limit,
+			},
+			IngestionProject: cfg.LimitProject.Limit, IngestionDevice: cfg.LimitDevice.Limit, StudioKey: cfg.StudioLimit.Limit,
+		},
+	}
 	ingest := proxy.NewIngest(proxy.IngestOptions{
 		Mode: proxy.SignatureMode(cfg.SignatureMode), MaxClockSkew: cfg.MaxClockSkew, RequireIAT: cfg.RequireIAT,
 		Projects: projects, Replay: guard, Fallback: memGuard, MaxFiles: cfg.MaxFiles, Metrics: s.metrics, Log: log,
@@ -163,6 +178,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, ready func(ma
 		opt := proxy.Options{
 			Face: f.face, Upstream: up, Resolver: s.resolver, Usage: s.usage, Transport: transport,
 			StripAPIKey: cfg.StripAPIKey, MaxBody: int64(cfg.MaxBody), Metrics: s.metrics, AccessLog: accessLog,
+			Limiter: limiter,
 		}
 		if f.face == policy.FaceStudio {
 			opt.Local = mgmt

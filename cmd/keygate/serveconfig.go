@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limit"
 )
 
 // ServeConfig is everything `keygate serve` reads from the environment, parsed and validated in one
@@ -49,6 +52,20 @@ type ServeConfig struct {
 	// MaxFiles bounds the files of one /files upload (SPEC §4: 1000).
 	MaxFiles int `env:"KEYGATE_MAX_FILES" envDefault:"1000"`
 
+	// Rate limits on the ingestion face, written "RATE/UNIT [burst N]" (UNIT s, m or h) or "off":
+	// per API key by role, per project (all keys together) and per device. Per-project and per-key
+	// overrides set with `keygate limits set` take precedence.
+	LimitAdmin               LimitValue `env:"KEYGATE_LIMIT_ADMIN" envDefault:"100/s burst 200"`
+	LimitIngestionDeployment LimitValue `env:"KEYGATE_LIMIT_INGESTION_DEPLOYMENT" envDefault:"100/s burst 200"`
+	LimitIngestion           LimitValue `env:"KEYGATE_LIMIT_INGESTION" envDefault:"100/s burst 200"`
+	LimitReadOnly            LimitValue `env:"KEYGATE_LIMIT_READONLY" envDefault:"100/s burst 200"`
+	LimitProject             LimitValue `env:"KEYGATE_LIMIT_PROJECT" envDefault:"1000/s burst 2000"`
+	LimitDevice              LimitValue `env:"KEYGATE_LIMIT_DEVICE" envDefault:"20/s burst 40"`
+	// StudioLimit is the per-key limit on the Studio face (off by default).
+	StudioLimit LimitValue `env:"KEYGATE_STUDIO_LIMIT" envDefault:"off"`
+	// RateLimitHeaders adds RateLimit-Limit/-Remaining/-Reset to allowed requests too (429s always carry them).
+	RateLimitHeaders bool `env:"KEYGATE_RATELIMIT_HEADERS" envDefault:"true"`
+
 	// CacheSize bounds the cached principals; CacheTTL bounds how stale one can be if a revocation
 	// announcement is lost; NegativeCacheTTL is how long an unknown key is remembered; CacheGrace is
 	// how long past CacheTTL cached keys keep working while the store is unreachable.
@@ -71,6 +88,19 @@ type ServeConfig struct {
 	// LogFormat is json or text; LogLevel is debug, info, warn or error.
 	LogFormat string `env:"KEYGATE_LOG_FORMAT" envDefault:"json"`
 	LogLevel  string `env:"KEYGATE_LOG_LEVEL" envDefault:"info"`
+}
+
+// LimitValue is a rate limit in the syntax of limit.Parse.
+type LimitValue struct{ keys.Limit }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (v *LimitValue) UnmarshalText(text []byte) error {
+	l, err := limit.Parse(string(text))
+	if err != nil {
+		return err
+	}
+	v.Limit = l
+	return nil
 }
 
 // ByteSize is a size in bytes written as a number with an optional unit (B, KB, MB, GB: powers of

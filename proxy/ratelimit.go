@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limit"
+	"github.com/keygate/keygate/policy"
+)
+
+// RateLimits applies policy.Limits with an Engine. It implements Limiter.
+type RateLimits struct {
+	Engine limit.Engine
+	Limits policy.Limits
+	// Projects gives per-project overrides; on error the defaults apply.
+	Projects ProjectSource
+	// Headers adds RateLimit-* headers to allowed requests too (they are always on 429s).
+	Headers bool
+	Metrics *Metrics
+}
+
+var _ Limiter = (*RateLimits)(nil)
+
+type scopeResult struct {
+	scope string
+	res   limit.Result
+}
+
+func (rl *RateLimits) settings(ctx context.Context, pid int64) keys.ProjectSettings {
+	if rl.Projects == nil {
+		return keys.ProjectSettings{}
+	}
+	pr, err := rl.Projects.Get(ctx, pid)
+	if err != nil {
+		return keys.ProjectSettings{}
+	}
+	return pr.Settings
+}
+
+func limitKey(pid int64, scope, id string) string {
+	return "kg:{p" + strconv.FormatInt(pid, 10) + "}:" + scope + ":" + id
+}
+
+// Allow checks the key, project and (when headers name one) device limits.
+func (rl *RateLimits) Allow(ctx context.Context, r *http.Request, p keys.Principal, route policy.Route, h http.Header) error {
+	st := rl.settings(ctx, p.ProjectID)
+	var results [3]scopeResult
+	n := 0
+	check := func(scope, id string, l keys.Limit) error {
+		if l.IsZero() {
+			return nil
+		}
+		res, err := rl.Engine.Allow(ctx, limitKey(p.ProjectID, scope, id), l)
+		if err != nil {
+			e := apierr.New(http.StatusServiceUnavailable, "unavailable", "rate limiter unavailable, try again shortly", err)
+			e.RetryAfter = 1
+			return e
+		}
+		results[n] = scopeResult{scope + " " + id, res}
+		n++
+		if !res.Allowed {
+			return rl.refuse(h, scope, id, res)
+		}
+		return nil
+	}
+	if err := check("key", strconv.FormatInt(p.KeyID, 10), rl.Limits.KeyLimit(route.Face, p, st)); err != nil {
+		return err
+	}
+	if err := check("project", strconv.FormatInt(p.ProjectID, 10), rl.Limits.ProjectLimit(route.Face, st)); err != nil {
+		return err
+	}
+	if route.Face == policy.FaceIngestion {
+		if dev := deviceHeader(r); dev != "" {
+			if err := check("device", dev, rl.Limits.IngestionDevice); err != nil {
+				return err
+			}
+		}
+	}
+	if rl.Headers && n > 0 {
+		tightest := results[0].res
+		for _, s := range results[1:n] {
+			if s.res.Remaining < tightest.Remaining {
+				tightest = s.res
+			}
+		}
+		setRateHeaders(h, tightest)
+	}
+	return nil
+}
+
+// AllowDevice checks the per-device limit for a device named in a verified sample.
+func (rl *RateLimits) AllowDevice(ctx context.Context, p keys.Principal, device string, h http.Header) error {
+	l := rl.Limits.IngestionDevice
+	if l.IsZero() || device == "" {
+		return nil
+	}
+	res, err := rl.Engine.Allow(ctx, limitKey(p.ProjectID, "device", device), l)
+	if err != nil {
+		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "rate limiter unavailable, try again shortly", err)
+		e.RetryAfter = 1
+		return e
+	}
+	if !res.Allowed {
+		return rl.refuse(h, "device", device, res)
+	}
+	return nil
+}
+
+func deviceHeader(r *http.Request) string {
+	if v := firstHeader(r.Header, "X-Device-Id"); v != "" {
+		return v
+	}
+	return ""
+}
+
+func (rl *RateLimits) refuse(h http.Header, scope, id string, res limit.Result) error {
+	if rl.Metrics != nil {
+		rl.Metrics.RateLimited.WithLabelValues(scope).Inc()
+	}
+	setRateHeaders(h, res)
+	e := apierr.New(http.StatusTooManyRequests, "rate_limited",
+		fmt.Sprintf("rate limit exceeded for %s %s (%s)", scope, id, limit.Format(res.Limit)), nil)
+	e.RetryAfter = ceilSeconds(res.RetryAfter)
+	return e
+}
+
+func ceilSeconds(d time.Duration) int {
+	s := int(math.Ceil(d.Seconds()))
+	if s < 1 {
+		s = 1
+	}
+	return s
+}
+
+// setRateHeaders writes the IETF RateLimit-* fields (draft-ietf-httpapi-ratelimit-headers).
+func setRateHeaders(h http.Header, r limit.Result) {
+	h["Ratelimit-Limit"] = []string{strconv.Itoa(r.Limit.Burst)}
+	h["Ratelimit-Remaining"] = []string{strconv.Itoa(r.Remaining)}
+	reset := int(math.Ceil(r.ResetAfter.Seconds()))
+	if reset < 0 {
+		reset = 0
+	}
+	h["Ratelimit-Reset"] = []string{strconv.Itoa(reset)}
+	h["Ratelimit-Policy"] = []string{fmt.Sprintf("%d;w=%d", r.Limit.Rate, int(r.Limit.Period.Seconds()))}
+}
