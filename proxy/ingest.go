@@ -167,7 +167,7 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 
 	proj, err := v.opt.Projects.Get(r.Context(), p.ProjectID)
 	if err != nil {
-		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
+		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "the project's HMAC keys are unavailable (key store unreachable), try again shortly", err)
 		e.RetryAfter = 2
 		return Verdict{}, e
 	}
