@@ -37,6 +37,14 @@ test: deps lint
 fuzz:
 	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./verify || exit 1; done
 
+# bench measures keygate against a direct backend and a bare ReverseProxy on loopback (wrk when
+# installed, else a Go load generator); about two minutes. BENCH_FLAGS=-duration=10s for longer runs.
+bench: deps
+	@command -v wrk >/dev/null 2>&1 || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk not installed: using the Go load generator"; }
+	$(GO) build -o bin/keygate ./cmd/keygate
+	$(GO) build -o bin/keygate-bench ./cmd/keygate-bench
+	./bin/keygate-bench -keygate bin/keygate $(BENCH_FLAGS)
+
 run: build
 	./bin/keygate serve
 

@@ -294,9 +294,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 		return
 	}
 	p := st.principal
-	h[HeaderProject] = []string{strconv.FormatInt(p.ProjectID, 10)}
-	h[HeaderRole] = []string{p.Role.String()}
-	h[HeaderKeyID] = []string{strconv.FormatInt(p.KeyID, 10)}
+	vals := make([]string, 3) // one allocation for the three header values
+	vals[0], vals[1], vals[2] = strconv.FormatInt(p.ProjectID, 10), p.Role.String(), strconv.FormatInt(p.KeyID, 10)
+	h[HeaderProject], h[HeaderRole], h[HeaderKeyID] = vals[0:1:1], vals[1:2:2], vals[2:3:3]
 	if p.Dev {
 		h[HeaderDev] = []string{"true"}
 	}

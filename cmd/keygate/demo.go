@@ -54,7 +54,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	return serve(ctx, cfg, log, func(addrs map[string]string) {
+	return serve(ctx, cfg, log, stderr, func(addrs map[string]string) {
 		for k, v := range addrs {
 			if h, p, err := net.SplitHostPort(v); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
 				addrs[k] = "localhost:" + p

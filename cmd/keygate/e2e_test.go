@@ -81,7 +81,7 @@ func startGateway(t *testing.T, store StoreConfig, upstream string, mod func(*Se
 	addrs := make(chan map[string]string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), func(a map[string]string) { addrs <- a })
+		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard, func(a map[string]string) { addrs <- a })
 	}()
 	select {
 	case a := <-addrs:

@@ -83,6 +83,9 @@ type ServeConfig struct {
 	// terminationGracePeriodSeconds.
 	ShutdownTimeout time.Duration `env:"KEYGATE_SHUTDOWN_TIMEOUT" envDefault:"25s"`
 
+	// Pprof serves Go's /debug/pprof/ profiles on the ops listener (off by default).
+	Pprof bool `env:"KEYGATE_PPROF" envDefault:"false"`
+
 	// AccessLog writes one line per request.
 	AccessLog bool `env:"KEYGATE_ACCESS_LOG" envDefault:"true"`
 	// LogFormat is json or text; LogLevel is debug, info, warn or error.

@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/keys"
+)
+
+const defaultDuration = 5 * time.Second
+
+type options struct {
+	duration time.Duration
+	conns    int
+	keygate  string
+	redis    string
+	noWrk    bool
+}
+
+type bench struct {
+	o        options
+	dir      string
+	pinned   bool
+	useWrk   bool
+	procs    []*exec.Cmd
+	backend  string
+	adminKey string
+	mixKeys  []string
+	badKeys  []string
+	hmacKey  string
+	rows     []row
+}
+
+type row struct {
+	name, shape string
+	res         loadResult
+	cpuUS       float64 // server CPU per request (keygate/bare proxy), µs
+	note        string
+}
+
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func waitPort(addr string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s", addr)
+}
+
+// start runs a server process, pinned to core when taskset exists, with GOMAXPROCS=1.
+func (b *bench) start(name string, core int, env []string, args ...string) (*exec.Cmd, error) {
+	if b.pinned {
+		args = append([]string{"taskset", "-c", strconv.Itoa(core)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(append(os.Environ(), "GOMAXPROCS=1"), env...)
+	logf, err := os.Create(filepath.Join(b.dir, name+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	b.procs = append(b.procs, cmd)
+	return cmd, nil
+}
+
+func (b *bench) stopAll() {
+	for _, p := range b.procs {
+		if p.Process != nil {
+			p.Process.Kill()
+			p.Wait()
+		}
+	}
+}
+
+func run(o options) error {
+	b := &bench{o: o}
+	var err error
+	if b.dir, err = os.MkdirTemp("", "keygate-bench"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.dir)
+	defer b.stopAll()
+	_, terr := exec.LookPath("taskset")
+	b.pinned = terr == nil && runtime.NumCPU() >= 2
+	_, werr := exec.LookPath("wrk")
+	b.useWrk = werr == nil && !o.noWrk
+	if b.pinned {
+		// The load generator (this process, and wrk it starts) runs on core 1; servers on core 0.
+		exec.Command("taskset", "-cp", "1", strconv.Itoa(os.Getpid())).Run()
+	}
+	if o.keygate == "" {
+		o.keygate = filepath.Join(b.dir, "keygate")
+		fmt.Fprintln(os.Stderr, "building keygate…")
+		if out, err := exec.Command("go", "build", "-o", o.keygate, "./cmd/keygate").CombinedOutput(); err != nil {
+			return fmt.Errorf("go build ./cmd/keygate: %v: %s", err, out)
+		}
+		b.o.keygate = o.keygate
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+
+	// Backend.
+	b.backend = freePort()
+	if _, err := b.start("backend", 0, nil, self, "backend", b.backend); err != nil {
+		return err
+	}
+	if err := waitPort(b.backend); err != nil {
+		return err
+	}
+	if err := b.makeKeys(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(os.Stderr, "direct backend…")
+	direct := "http://" + b.backend
+	b.measure("direct backend", "GET", nil, reqSpec{method: "GET", url: direct + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
+	b.measure("direct backend", "POST 16KiB", nil, reqSpec{method: "POST", url: direct + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
+	b.measure("direct backend", "POST signed 100KiB", nil, reqSpec{method: "POST", url: direct + "/api/training/data", keys: []string{b.adminKey}, body: b.signedBodies(), ctype: "application/json", want: 200}, true)
+
+	// Bare ReverseProxy + map: the floor for an httputil design.
+	keysFile := filepath.Join(b.dir, "bare-keys.txt")
+	os.WriteFile(keysFile, []byte(b.adminKey+"\n"), 0o600)
+	bareAddr := freePort()
+	bare, err := b.start("bareproxy", 0, nil, self, "bareproxy", bareAddr, direct, keysFile)
+	if err != nil {
+		return err
+	}
+	if err := waitPort(bareAddr); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "bare ReverseProxy + map…")
+	b.measure("bare ReverseProxy + map", "GET", bare, reqSpec{method: "GET", url: "http://" + bareAddr + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
+	b.measure("bare ReverseProxy + map", "POST 16KiB", bare, reqSpec{method: "POST", url: "http://" + bareAddr + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
+	bare.Process.Kill()
+
+	// keygate, embedded store.
+	if err := b.keygateRun("embedded", nil); err != nil {
+		return err
+	}
+	// keygate, Redis.
+	if _, err := exec.LookPath("redis-server"); o.redis == "on" || (o.redis == "auto" && err == nil) {
+		raddr := freePort()
+		_, port, _ := net.SplitHostPort(raddr)
+		core := 1
+		if _, err := b.start("redis", core, nil, "redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", b.dir); err != nil {
+			return err
+		}
+		if err := waitPort(raddr); err != nil {
+			return err
+		}
+		if err := b.keygateRun("redis", &raddr); err != nil {
+			return err
+		}
+	}
+	b.print()
+	return nil
+}
+
+func fixedBody(n int) func(int64) []byte {
+	body := []byte(strings.Repeat("k", n))
+	return func(int64) []byte { return body }
+}
+
+// signedBodies returns a generator of distinct ~100 KiB samples, each freshly signed the way the
+// platform's clients sign (a unique device name per request, so replays are never involved).
+func (b *bench) signedBodies() func(int64) []byte {
+	var sb strings.Builder
+	iat := time.Now().Unix()
+	sb.WriteString(fmt.Sprintf(`{"protected":{"ver":"v1","alg":"HS256","iat":%d},"signature":"%s","payload":{"device_name":"bench-DEVICEXXXXXXXXXX","device_type":"BENCH","interval_ms":10,"sensors":[{"name":"accX","units":"m/s2"},{"name":"accY","units":"m/s2"},{"name":"accZ","units":"m/s2"}],"values":[`, iat, strings.Repeat("0", 64)))
+	for i := 0; sb.Len() < 100<<10; i++ {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		fmt.Fprintf(&sb, "[%d.125,-%d.5,9.81]", i%1000, i%777)
+	}
+	sb.WriteString("]}}")
+	tmpl := []byte(sb.String())
+	devOff := strings.Index(sb.String(), "DEVICEXXXXXXXXXX")
+	sigOff := strings.Index(sb.String(), strings.Repeat("0", 64))
+	key := []byte(b.hmacKey)
+	var seq atomic.Int64 // across warm-up and measurement: every sample is new
+	return func(int64) []byte {
+		out := make([]byte, len(tmpl))
+		copy(out, tmpl)
+		copy(out[devOff:devOff+16], fmt.Sprintf("%016d", seq.Add(1)))
+		m := hmac.New(sha256.New, key)
+		m.Write(out)
+		hex.Encode(out[sigOff:sigOff+64], m.Sum(nil))
+		return out
+	}
+}
+
+// makeKeys creates the admin key, 10,000 read-only keys, invalid keys and the HMAC key.
+func (b *bench) makeKeys() error {
+	var err error
+	if b.adminKey, err = keys.GenerateAPIKey(); err != nil {
+		return err
+	}
+	b.hmacKey = "bench-hmac-key-0123456789abcdef"
+	for i := 0; i < 10000; i++ {
+		k, _ := keys.GenerateAPIKey()
+		b.mixKeys = append(b.mixKeys, k)
+	}
+	for i := 0; i < 1000; i++ {
+		k, _ := keys.GenerateAPIKey()
+		b.badKeys = append(b.badKeys, k)
+	}
+	return nil
+}
+
+func (b *bench) storeKeys(s keys.Store) error {
+	ctx := context.Background()
+	if _, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: 1, Name: "bench admin", Role: keys.RoleAdmin, Key: b.adminKey}); err != nil {
+		return err
+	}
+	if _, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: 1, Name: "bench", Secret: b.hmacKey, IsDevelopmentKey: true}); err != nil {
+		return err
+	}
+	for i, k := range b.mixKeys {
+		if _, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: 1, Name: "mix " + strconv.Itoa(i), Role: keys.RoleReadOnly, Key: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func redisCommands(rdb *redis.Client) int64 {
+	info, err := rdb.Info(context.Background(), "stats").Result()
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "total_commands_processed:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return -1
+}
+
+// keygateRun starts keygate on one store and measures its scenarios.
+func (b *bench) keygateRun(label string, redisAddr *string) error {
+	fmt.Fprintf(os.Stderr, "keygate (%s store): creating 10,000 keys…\n", label)
+	env := []string{
+		"KEYGATE_STUDIO_UPSTREAM=http://" + b.backend, "KEYGATE_INGESTION_UPSTREAM=http://" + b.backend,
+		// Limits stay on (the limiter runs on every ingestion request) but high enough not to refuse.
+		"KEYGATE_LIMIT_ADMIN=1000000/s burst 1000000", "KEYGATE_LIMIT_PROJECT=1000000/s burst 1000000", "KEYGATE_LIMIT_DEVICE=1000000/s burst 1000000",
+		// A cache smaller than the 10,000-key mix, so the mix exercises both the cache and the store.
+		"KEYGATE_CACHE_SIZE=5000",
+		"KEYGATE_MASTER_KEY=" + strings.Repeat("ab", 32),
+	}
+	var rdb *redis.Client
+	var s keys.Store
+	var err error
+	if redisAddr != nil {
+		env = append(env, "KEYGATE_REDIS_URL=redis://"+*redisAddr)
+		rdb = redis.NewClient(&redis.Options{Addr: *redisAddr})
+		defer rdb.Close()
+		sealer, _ := keys.NewSealer([]byte(strings.Repeat("\xab", 32)))
+		s = keys.NewRedisStore(redis.NewClient(&redis.Options{Addr: *redisAddr}), sealer)
+	} else {
+		dataDir := filepath.Join(b.dir, "data")
+		env = append(env, "KEYGATE_DATA_DIR="+dataDir)
+		sealer, _ := keys.NewSealer([]byte(strings.Repeat("\xab", 32)))
+		if s, err = keys.OpenBolt(dataDir, sealer, 0); err != nil {
+			return err
+		}
+	}
+	if err := b.storeKeys(s); err != nil {
+		s.Close()
+		return err
+	}
+	s.Close()
+	studio, ingestion, ops := freePort(), freePort(), freePort()
+	env = append(env, "KEYGATE_STUDIO_LISTEN="+studio, "KEYGATE_INGESTION_LISTEN="+ingestion, "KEYGATE_OPS_LISTEN="+ops)
+	kg, err := b.start("keygate-"+label, 0, env, b.o.keygate, "serve")
+	if err != nil {
+		return err
+	}
+	if err := waitPort(studio); err != nil {
+		return err
+	}
+	name := "keygate (" + label + ")"
+	fmt.Fprintf(os.Stderr, "%s: measuring…\n", name)
+	S, I := "http://"+studio, "http://"+ingestion
+	b.measure(name, "GET", kg, reqSpec{method: "GET", url: S + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
+	b.measure(name, "POST 16KiB", kg, reqSpec{method: "POST", url: S + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
+	b.measure(name, "POST signed 100KiB", kg, reqSpec{method: "POST", url: I + "/api/training/data", keys: []string{b.adminKey}, body: b.signedBodies(), ctype: "application/json", want: 200}, true)
+	before := int64(-1)
+	if rdb != nil {
+		before = redisCommands(rdb)
+	}
+	b.measure(name, "invalid-key flood (1,000 keys)", kg, reqSpec{method: "GET", url: S + "/v1/api/1/raw-data", keys: b.badKeys, want: 401}, false)
+	if rdb != nil {
+		after := redisCommands(rdb)
+		b.rows[len(b.rows)-1].note = fmt.Sprintf("Redis commands during the flood: %d (%.4f per request)", after-before,
+			float64(after-before)/float64(b.rows[len(b.rows)-1].res.requests))
+	}
+	b.measure(name, "10,000-key mix (cache 5,000)", kg, reqSpec{method: "GET", url: S + "/v1/api/1/raw-data", keys: b.mixKeys, want: 200}, false)
+	b.rows[len(b.rows)-1].note = fmt.Sprintf("peak RSS %.1f MiB, CPU %.1f s over the whole %s run", peakRSSMiB(kg.Process.Pid), cpuSeconds(kg.Process.Pid), label)
+	kg.Process.Kill()
+	kg.Wait()
+	return nil
+}
+
+// measure warms up for a second, then runs one scenario and records the server's CPU per request.
+func (b *bench) measure(name, shape string, server *exec.Cmd, spec reqSpec, forceGo bool) {
+	load := func(d time.Duration) (loadResult, error) {
+		if b.useWrk && !forceGo {
+			return wrkLoad(b.dir, spec, b.o.conns, d)
+		}
+		return goLoad(spec, b.o.conns, d)
+	}
+	if _, err := load(time.Second); err != nil {
+		fmt.Fprintf(os.Stderr, "  %s %s: warm-up: %v\n", name, shape, err)
+	}
+	var cpu0 float64
+	if server != nil {
+		cpu0 = cpuSeconds(server.Process.Pid)
+	}
+	res, err := load(b.o.duration)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "  %s %s: %v\n", name, shape, err)
+		return
+	}
+	r := row{name: name, shape: shape, res: res}
+	if server != nil && res.requests > 0 {
+		r.cpuUS = (cpuSeconds(server.Process.Pid) - cpu0) / float64(res.requests) * 1e6
+	}
+	if res.good != res.requests {
+		r.note = fmt.Sprintf("%d of %d answered with the expected status", res.good, res.requests)
+	}
+	b.rows = append(b.rows, r)
+}
+
+func (b *bench) print() {
+	direct := map[string]loadResult{}
+	for _, r := range b.rows {
+		if r.name == "direct backend" {
+			direct[r.shape] = r.res
+		}
+	}
+	fmt.Printf("\nkeygate-bench: %d connections, %s per scenario, %d CPUs", b.o.conns, b.o.duration, runtime.NumCPU())
+	if b.pinned {
+		fmt.Printf("; servers pinned to core 0 (GOMAXPROCS=1), load generator and Redis on core 1 (taskset)")
+	} else {
+		fmt.Printf("; not pinned (no taskset or a single CPU)")
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "setup\trequest\ttool\treq/s\tp50\tp99\treq/s vs direct\tp99 vs direct\tserver CPU/req\t")
+	for _, r := range b.rows {
+		shape := r.shape
+		if strings.HasPrefix(shape, "invalid") || strings.HasPrefix(shape, "10,000") {
+			shape = "GET"
+		}
+		d, ok := direct[shape]
+		ratio, p99r := "-", "-"
+		if ok && d.requests > 0 {
+			ratio = fmt.Sprintf("%.2f", r.res.rps()/d.rps())
+			p99r = fmt.Sprintf("%.2f", float64(r.res.p99)/float64(d.p99))
+		}
+		cpu := "-"
+		if r.cpuUS > 0 {
+			cpu = fmt.Sprintf("%.0f µs", r.cpuUS)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", r.name, r.shape, r.res.tool, r.res.rps(),
+			round(r.res.p50), round(r.res.p99), ratio, p99r, cpu)
+	}
+	tw.Flush()
+	for _, r := range b.rows {
+		if r.note != "" {
+			fmt.Printf("  %s, %s: %s\n", r.name, r.shape, r.note)
+		}
+	}
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d >= time.Millisecond:
+		return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+	default:
+		return fmt.Sprintf("%dµs", d.Microseconds())
+	}
+}

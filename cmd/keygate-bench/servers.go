@@ -1,0 +1,62 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// runBackend is the trivial backend: a fixed ~100-byte JSON answer; request bodies are read and dropped.
+func runBackend(addr string) {
+	body := []byte(`{"success":true,"project":{"id":1,"name":"bench","owner":"keygate-bench"},"note":"fixed 100 byte body"}`)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	})
+	log.Fatal((&http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe())
+}
+
+type pool struct{ p sync.Pool }
+
+func (b *pool) Get() []byte  { return b.p.Get().(*[32 << 10]byte)[:] }
+func (b *pool) Put(p []byte) { b.p.Put((*[32 << 10]byte)(p)) }
+
+// runBareProxy is the floor for an httputil design: ReverseProxy (Rewrite), tuned Transport, buffer
+// pool, and a map lookup of x-api-key — no policy, metrics or logging.
+func runBareProxy(addr, upstream, keysFile string) {
+	up, err := url.Parse(upstream)
+	if err != nil {
+		log.Fatal(err)
+	}
+	valid := map[string]bool{}
+	f, err := os.Open(keysFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		valid[strings.TrimSpace(sc.Text())] = true
+	}
+	f.Close()
+	rp := &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(up); pr.SetXForwarded() },
+		Transport:  &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 512, IdleConnTimeout: 90 * time.Second, DisableCompression: true},
+		BufferPool: &pool{p: sync.Pool{New: func() any { return new([32 << 10]byte) }}},
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !valid[r.Header.Get("X-Api-Key")] {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		rp.ServeHTTP(w, r)
+	})
+	log.Fatal((&http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe())
+}
