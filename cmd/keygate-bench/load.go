@@ -209,3 +209,61 @@ func wrkLoad(dir string, spec reqSpec, conns int, d time.Duration) (loadResult, 
 	}
 	return r, nil
 }
+
+// goLoadRate sends requests at a fixed rate (open loop) for d and reports latency percentiles: the
+// added latency of a proxy below saturation, where queueing does not dominate.
+func goLoadRate(spec reqSpec, rate int, conns int, d time.Duration) (loadResult, error) {
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	jobs := make(chan struct{}, rate)
+	var mu sync.Mutex
+	var lat []time.Duration
+	var good atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < conns; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range jobs {
+				req, _ := http.NewRequest(spec.method, spec.url, nil)
+				req.Header.Set("x-api-key", spec.keys[0])
+				t0 := time.Now()
+				res, err := client.Do(req)
+				if err != nil {
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				dt := time.Since(t0)
+				if res.StatusCode == spec.want {
+					good.Add(1)
+				}
+				mu.Lock()
+				lat = append(lat, dt)
+				mu.Unlock()
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	next := start
+	for time.Since(start) < d {
+		next = next.Add(interval)
+		if s := time.Until(next); s > 0 {
+			time.Sleep(s)
+		}
+		select {
+		case jobs <- struct{}{}:
+		default: // the server fell behind; do not queue without bound
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if len(lat) == 0 {
+		return loadResult{}, fmt.Errorf("no requests completed")
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return loadResult{tool: "go-rate", requests: int64(len(lat)), good: good.Load(), seconds: time.Since(start).Seconds(),
+		p50: lat[len(lat)*50/100], p99: lat[len(lat)*99/100]}, nil
+}

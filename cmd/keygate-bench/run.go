@@ -24,6 +24,9 @@ import (
 
 const defaultDuration = 5 * time.Second
 
+// fixedRate is the open-loop rate for the added-latency measurement, well below saturation.
+const fixedRate = 1000
+
 type options struct {
 	duration time.Duration
 	conns    int
@@ -44,6 +47,16 @@ type bench struct {
 	badKeys  []string
 	hmacKey  string
 	rows     []row
+	bare     *exec.Cmd
+	bareAddr string
+	headline []headlineRound
+}
+
+// headlineRound is one interleaved round of the main comparison (GET with a cached key).
+type headlineRound struct {
+	directFixed, keygateFixed loadResult
+	direct, bare, keygate     loadResult
+	bareCPU, keygateCPU       float64
 }
 
 type row struct {
@@ -163,7 +176,7 @@ func run(o options) error {
 	fmt.Fprintln(os.Stderr, "bare ReverseProxy + map…")
 	b.measure("bare ReverseProxy + map", "GET", bare, reqSpec{method: "GET", url: "http://" + bareAddr + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
 	b.measure("bare ReverseProxy + map", "POST 16KiB", bare, reqSpec{method: "POST", url: "http://" + bareAddr + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
-	bare.Process.Kill()
+	b.bare, b.bareAddr = bare, bareAddr
 
 	// keygate, embedded store.
 	if err := b.keygateRun("embedded", nil); err != nil {
@@ -313,8 +326,11 @@ func (b *bench) keygateRun(label string, redisAddr *string) error {
 		return err
 	}
 	name := "keygate (" + label + ")"
-	fmt.Fprintf(os.Stderr, "%s: measuring…\n", name)
 	S, I := "http://"+studio, "http://"+ingestion
+	if redisAddr == nil && b.bare != nil {
+		b.headlineRounds(kg, S)
+	}
+	fmt.Fprintf(os.Stderr, "%s: measuring…\n", name)
 	b.measure(name, "GET", kg, reqSpec{method: "GET", url: S + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
 	b.measure(name, "POST 16KiB", kg, reqSpec{method: "POST", url: S + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
 	b.measure(name, "POST signed 100KiB", kg, reqSpec{method: "POST", url: I + "/api/training/data", keys: []string{b.adminKey}, body: b.signedBodies(), ctype: "application/json", want: 200}, true)
@@ -365,7 +381,89 @@ func (b *bench) measure(name, shape string, server *exec.Cmd, spec reqSpec, forc
 	b.rows = append(b.rows, r)
 }
 
+// headlineRounds interleaves direct, bare proxy and keygate three times (the machine is noisy:
+// compare inside a round, then take the median).
+func (b *bench) headlineRounds(kg *exec.Cmd, studio string) {
+	fmt.Fprintln(os.Stderr, "interleaved rounds: direct / bare proxy / keygate…")
+	get := func(u string) reqSpec {
+		return reqSpec{method: "GET", url: u + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}
+	}
+	run := func(spec reqSpec, p *exec.Cmd) (loadResult, float64) {
+		load := func(d time.Duration) (loadResult, error) {
+			if b.useWrk {
+				return wrkLoad(b.dir, spec, b.o.conns, d)
+			}
+			return goLoad(spec, b.o.conns, d)
+		}
+		load(time.Second)
+		var c0 float64
+		if p != nil {
+			c0 = cpuSeconds(p.Process.Pid)
+		}
+		r, err := load(3 * time.Second)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "  ", err)
+			return r, 0
+		}
+		cpu := 0.0
+		if p != nil && r.requests > 0 {
+			cpu = (cpuSeconds(p.Process.Pid) - c0) / float64(r.requests) * 1e6
+		}
+		return r, cpu
+	}
+	for i := 0; i < 3; i++ {
+		var h headlineRound
+		h.direct, _ = run(get("http://"+b.backend), nil)
+		h.bare, h.bareCPU = run(get("http://"+b.bareAddr), b.bare)
+		h.keygate, h.keygateCPU = run(get(studio), kg)
+		h.directFixed, _ = goLoadRate(get("http://"+b.backend), fixedRate, 16, 3*time.Second)
+		h.keygateFixed, _ = goLoadRate(get(studio), fixedRate, 16, 3*time.Second)
+		b.headline = append(b.headline, h)
+	}
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	for i := range s {
+		for j := i + 1; j < len(s); j++ {
+			if s[j] < s[i] {
+				s[i], s[j] = s[j], s[i]
+			}
+		}
+	}
+	return s[len(s)/2]
+}
+
+func (b *bench) printHeadline() {
+	if len(b.headline) == 0 {
+		return
+	}
+	fmt.Println("\nHeadline: GET with a cached key, 3 interleaved rounds of 3 s (median of the rounds):")
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "round\tdirect req/s\tbare req/s\tkeygate req/s\tkeygate/bare\tkeygate/direct\tbare p99\tkeygate p99\tadded p99 vs direct\tbare CPU/req\tkeygate CPU/req\t")
+	var kb, kd, added []float64
+	for i, h := range b.headline {
+		r1 := h.keygate.rps() / h.bare.rps()
+		r2 := h.keygate.rps() / h.direct.rps()
+		kb, kd = append(kb, r1), append(kd, r2)
+		added = append(added, float64(h.keygate.p99-h.direct.p99)/float64(time.Millisecond))
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t%.0f µs\t%.0f µs\t\n", i+1, h.direct.rps(), h.bare.rps(), h.keygate.rps(),
+			r1, r2, round(h.bare.p99), round(h.keygate.p99), round(h.keygate.p99-h.direct.p99), h.bareCPU, h.keygateCPU)
+	}
+	tw.Flush()
+	fmt.Printf("median: keygate/bare %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n", median(kb), median(kd), median(added), b.o.conns)
+	var fixedAdded, fixedAdded50 []float64
+	for _, h := range b.headline {
+		fixedAdded = append(fixedAdded, float64(h.keygateFixed.p99-h.directFixed.p99)/float64(time.Millisecond))
+		fixedAdded50 = append(fixedAdded50, float64(h.keygateFixed.p50-h.directFixed.p50)/float64(time.Millisecond))
+	}
+	h := b.headline[len(b.headline)/2]
+	fmt.Printf("fixed %d req/s (below saturation): direct p50 %s p99 %s, keygate p50 %s p99 %s; median added p50 %.3f ms, p99 %.3f ms\n",
+		fixedRate, round(h.directFixed.p50), round(h.directFixed.p99), round(h.keygateFixed.p50), round(h.keygateFixed.p99), median(fixedAdded50), median(fixedAdded))
+}
+
 func (b *bench) print() {
+	b.printHeadline()
 	direct := map[string]loadResult{}
 	for _, r := range b.rows {
 		if r.name == "direct backend" {
