@@ -357,8 +357,10 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 		m.Requests.WithLabelValues(g.face, class, st.outcome).Inc()
 		m.Duration.WithLabelValues(g.face, class).Observe(d.Seconds())
 	}
-	if l := g.opt.AccessLog; l != nil {
-		attrs := [...]slog.Attr{
+	if l := g.opt.AccessLog; l != nil && l.Enabled(r.Context(), slog.LevelInfo) {
+		// A Record with no caller PC: Logger.LogAttrs would walk the stack for every request.
+		rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+		rec.AddAttrs(
 			slog.String("face", g.face),
 			slog.String("method", r.Method),
 			slog.String("path", st.path),
@@ -370,14 +372,14 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 			slog.Duration("duration", d),
 			slog.Int64("bytes_out", sw.bytes),
 			slog.Int64("bytes_in", r.ContentLength),
-			slog.String("signature", st.signature),
+		)
+		if st.signature != "" {
+			rec.AddAttrs(slog.String("signature", st.signature))
 		}
-		n := len(attrs)
 		if st.err != nil {
-			l.LogAttrs(r.Context(), slog.LevelInfo, "request", append(attrs[:n:n], slog.String("error", st.err.Error()))...)
-			return
+			rec.AddAttrs(slog.String("error", st.err.Error()))
 		}
-		l.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs[:]...)
+		_ = l.Handler().Handle(r.Context(), rec)
 	}
 }
 

@@ -30,6 +30,7 @@ func main() {
 	flag.StringVar(&o.keygate, "keygate", "", "keygate binary (default: build ./cmd/keygate)")
 	flag.StringVar(&o.redis, "redis", "auto", "auto: also run with Redis when redis-server is installed; on; off")
 	flag.BoolVar(&o.noWrk, "no-wrk", false, "use the Go load generator even when wrk is installed")
+	flag.BoolVar(&o.headlineOnly, "headline", false, "only the interleaved direct / bare proxy / keygate rounds (about a minute)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "keygate-bench:", err)

@@ -33,6 +33,8 @@ type options struct {
 	keygate  string
 	redis    string
 	noWrk    bool
+
+	headlineOnly bool
 }
 
 type bench struct {
@@ -156,11 +158,13 @@ func run(o options) error {
 		return err
 	}
 
-	fmt.Fprintln(os.Stderr, "direct backend…")
 	direct := "http://" + b.backend
-	b.measure("direct backend", "GET", nil, reqSpec{method: "GET", url: direct + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
-	b.measure("direct backend", "POST 16KiB", nil, reqSpec{method: "POST", url: direct + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
-	b.measure("direct backend", "POST signed 100KiB", nil, reqSpec{method: "POST", url: direct + "/api/training/data", keys: []string{b.adminKey}, body: b.signedBodies(), ctype: "application/json", want: 200}, true)
+	if !o.headlineOnly {
+		fmt.Fprintln(os.Stderr, "direct backend…")
+		b.measure("direct backend", "GET", nil, reqSpec{method: "GET", url: direct + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
+		b.measure("direct backend", "POST 16KiB", nil, reqSpec{method: "POST", url: direct + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
+		b.measure("direct backend", "POST signed 100KiB", nil, reqSpec{method: "POST", url: direct + "/api/training/data", keys: []string{b.adminKey}, body: b.signedBodies(), ctype: "application/json", want: 200}, true)
+	}
 
 	// Bare ReverseProxy + map: the floor for an httputil design.
 	keysFile := filepath.Join(b.dir, "bare-keys.txt")
@@ -174,8 +178,10 @@ func run(o options) error {
 		return err
 	}
 	fmt.Fprintln(os.Stderr, "bare ReverseProxy + map…")
-	b.measure("bare ReverseProxy + map", "GET", bare, reqSpec{method: "GET", url: "http://" + bareAddr + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
-	b.measure("bare ReverseProxy + map", "POST 16KiB", bare, reqSpec{method: "POST", url: "http://" + bareAddr + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
+	if !o.headlineOnly {
+		b.measure("bare ReverseProxy + map", "GET", bare, reqSpec{method: "GET", url: "http://" + bareAddr + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)
+		b.measure("bare ReverseProxy + map", "POST 16KiB", bare, reqSpec{method: "POST", url: "http://" + bareAddr + "/v1/api/1/raw-data/1/rename", keys: []string{b.adminKey}, body: fixedBody(16 << 10), ctype: "application/octet-stream", want: 200}, false)
+	}
 	b.bare, b.bareAddr = bare, bareAddr
 
 	// keygate, embedded store.
@@ -183,7 +189,7 @@ func run(o options) error {
 		return err
 	}
 	// keygate, Redis.
-	if _, err := exec.LookPath("redis-server"); o.redis == "on" || (o.redis == "auto" && err == nil) {
+	if _, err := exec.LookPath("redis-server"); !o.headlineOnly && (o.redis == "on" || (o.redis == "auto" && err == nil)) {
 		raddr := freePort()
 		_, port, _ := net.SplitHostPort(raddr)
 		core := 1
@@ -329,6 +335,9 @@ func (b *bench) keygateRun(label string, redisAddr *string) error {
 	S, I := "http://"+studio, "http://"+ingestion
 	if redisAddr == nil && b.bare != nil {
 		b.headlineRounds(kg, S)
+		if b.o.headlineOnly {
+			return nil
+		}
 	}
 	fmt.Fprintf(os.Stderr, "%s: measuring…\n", name)
 	b.measure(name, "GET", kg, reqSpec{method: "GET", url: S + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}, false)

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httputil"
+	_ "net/http/pprof"
 	"net/url"
 	"os"
 	"strings"
@@ -21,6 +22,9 @@ func runBackend(addr string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
 	})
+	if pp := os.Getenv("BARE_PPROF"); pp != "" {
+		go http.ListenAndServe(pp, nil) // net/http/pprof on the default mux, for comparing profiles
+	}
 	log.Fatal((&http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe())
 }
 
@@ -58,5 +62,8 @@ func runBareProxy(addr, upstream, keysFile string) {
 		}
 		rp.ServeHTTP(w, r)
 	})
+	if pp := os.Getenv("BARE_PPROF"); pp != "" {
+		go http.ListenAndServe(pp, nil) // net/http/pprof on the default mux, for comparing profiles
+	}
 	log.Fatal((&http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}).ListenAndServe())
 }
