@@ -56,9 +56,9 @@ type bench struct {
 
 // headlineRound is one interleaved round of the main comparison (GET with a cached key).
 type headlineRound struct {
-	directFixed, keygateFixed loadResult
-	direct, bare, keygate     loadResult
-	bareCPU, keygateCPU       float64
+	directFixed, bareFixed, keygateFixed loadResult
+	direct, bare, keygate                loadResult
+	bareCPU, keygateCPU                  float64
 }
 
 type row struct {
@@ -426,6 +426,7 @@ func (b *bench) headlineRounds(kg *exec.Cmd, studio string) {
 		h.bare, h.bareCPU = run(get("http://"+b.bareAddr), b.bare)
 		h.keygate, h.keygateCPU = run(get(studio), kg)
 		h.directFixed, _ = goLoadRate(get("http://"+b.backend), fixedRate, 16, 3*time.Second)
+		h.bareFixed, _ = goLoadRate(get("http://"+b.bareAddr), fixedRate, 16, 3*time.Second)
 		h.keygateFixed, _ = goLoadRate(get(studio), fixedRate, 16, 3*time.Second)
 		b.headline = append(b.headline, h)
 	}
@@ -461,14 +462,16 @@ func (b *bench) printHeadline() {
 	}
 	tw.Flush()
 	fmt.Printf("median: keygate/bare %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n", median(kb), median(kd), median(added), b.o.conns)
-	var fixedAdded, fixedAdded50 []float64
+	var fixedAdded, fixedAdded50, bareAdded, bareAdded50 []float64
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, h := range b.headline {
-		fixedAdded = append(fixedAdded, float64(h.keygateFixed.p99-h.directFixed.p99)/float64(time.Millisecond))
-		fixedAdded50 = append(fixedAdded50, float64(h.keygateFixed.p50-h.directFixed.p50)/float64(time.Millisecond))
+		fixedAdded = append(fixedAdded, ms(h.keygateFixed.p99-h.directFixed.p99))
+		fixedAdded50 = append(fixedAdded50, ms(h.keygateFixed.p50-h.directFixed.p50))
+		bareAdded = append(bareAdded, ms(h.bareFixed.p99-h.directFixed.p99))
+		bareAdded50 = append(bareAdded50, ms(h.bareFixed.p50-h.directFixed.p50))
 	}
-	h := b.headline[len(b.headline)/2]
-	fmt.Printf("fixed %d req/s (below saturation): direct p50 %s p99 %s, keygate p50 %s p99 %s; median added p50 %.3f ms, p99 %.3f ms\n",
-		fixedRate, round(h.directFixed.p50), round(h.directFixed.p99), round(h.keygateFixed.p50), round(h.keygateFixed.p99), median(fixedAdded50), median(fixedAdded))
+	fmt.Printf("fixed %d req/s (below saturation), added over direct (median of rounds): keygate p50 +%.3f ms p99 +%.3f ms; bare proxy p50 +%.3f ms p99 +%.3f ms\n",
+		fixedRate, median(fixedAdded50), median(fixedAdded), median(bareAdded50), median(bareAdded))
 }
 
 func (b *bench) print() {
