@@ -118,6 +118,16 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 	})
 	s.usage = keys.NewUsageRecorder(store, cfg.LastUsedInterval, log)
 
+	var remote *proxy.Remote
+	if cfg.RemoteUpstream != "" {
+		up, _ := url.Parse(cfg.RemoteUpstream)
+		remote = proxy.NewRemote(proxy.RemoteOptions{
+			Upstream: up, Resolver: s.resolver, HelloTimeout: cfg.RemoteHelloTimeout, IdleTimeout: cfg.RemoteIdleTimeout,
+			OneSessionPerDevice: cfg.RemoteOneSessionPerDevice, MaxSessionsPerKey: cfg.RemoteMaxSessionsPerKey,
+			MaxSessionsPerProject: cfg.RemoteMaxSessionsPerProject, Metrics: proxy.NewRemoteMetrics(s.reg), Log: log,
+		})
+	}
+
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	var bg sync.WaitGroup
@@ -128,6 +138,9 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 		for e := range store.Subscribe(runCtx) {
 			s.resolver.Apply(e)
 			projects.Apply(e)
+			if remote != nil {
+				remote.Apply(e)
+			}
 		}
 	}()
 
@@ -195,6 +208,14 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 			return err
 		}
 	}
+	if remote != nil {
+		if err := listen("remote", cfg.RemoteListen, remote); err != nil {
+			closeAll()
+			return err
+		}
+	} else {
+		log.Info("face off (no upstream)", "face", "remote")
+	}
 	if err := listen("ops", cfg.OpsListen, s.opsHandler()); err != nil {
 		closeAll()
 		return err
@@ -220,6 +241,10 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 				srv.Close()
 			}
 		}(srv)
+	}
+	if remote != nil {
+		// Hijacked websocket connections are not drained by Shutdown: close them with "going away".
+		remote.Shutdown(sctx)
 	}
 	wg.Wait()
 	cancelRun()

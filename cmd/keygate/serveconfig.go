@@ -26,6 +26,21 @@ type ServeConfig struct {
 	IngestionListen string `env:"KEYGATE_INGESTION_LISTEN" envDefault:":4810"`
 	// IngestionUpstream is the ingestion backend. Empty: the ingestion face is off.
 	IngestionUpstream string `env:"KEYGATE_INGESTION_UPSTREAM"`
+	// RemoteListen is the remote-management face's address (SPEC §1: 4802).
+	RemoteListen string `env:"KEYGATE_REMOTE_LISTEN" envDefault:":4802"`
+	// RemoteUpstream is the remote-management websocket server (ws:// or wss://). Empty: the face is off.
+	RemoteUpstream string `env:"KEYGATE_REMOTE_UPSTREAM"`
+	// RemoteHelloTimeout is how long a device may take to send its hello.
+	RemoteHelloTimeout time.Duration `env:"KEYGATE_REMOTE_HELLO_TIMEOUT" envDefault:"10s"`
+	// RemoteIdleTimeout closes a session after this long without a message or ping from the device
+	// (clients ping every 30 s).
+	RemoteIdleTimeout time.Duration `env:"KEYGATE_REMOTE_IDLE_TIMEOUT" envDefault:"2m"`
+	// RemoteOneSessionPerDevice keeps one live session per (project, deviceId); a new hello replaces the old session.
+	RemoteOneSessionPerDevice bool `env:"KEYGATE_REMOTE_ONE_SESSION_PER_DEVICE" envDefault:"true"`
+	// RemoteMaxSessionsPerKey and RemoteMaxSessionsPerProject bound concurrent sessions (0: unbounded).
+	RemoteMaxSessionsPerKey     int `env:"KEYGATE_REMOTE_MAX_SESSIONS_PER_KEY" envDefault:"1000"`
+	RemoteMaxSessionsPerProject int `env:"KEYGATE_REMOTE_MAX_SESSIONS_PER_PROJECT" envDefault:"10000"`
+
 	// OpsListen serves /healthz, /readyz and /metrics.
 	OpsListen string `env:"KEYGATE_OPS_LISTEN" envDefault:":9090"`
 
@@ -166,8 +181,20 @@ func (c ServeConfig) validate() error {
 	if err := checkUpstream("KEYGATE_INGESTION_UPSTREAM", c.IngestionUpstream); err != nil {
 		return err
 	}
-	if c.StudioUpstream == "" && c.IngestionUpstream == "" {
-		return usagef("no face is configured: set KEYGATE_STUDIO_UPSTREAM and/or KEYGATE_INGESTION_UPSTREAM (or try `keygate demo`)")
+	if c.RemoteUpstream != "" {
+		u, err := url.Parse(c.RemoteUpstream)
+		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+			return usagef("KEYGATE_REMOTE_UPSTREAM: want a ws:// or wss:// URL with a host, got %q", c.RemoteUpstream)
+		}
+	}
+	if c.StudioUpstream == "" && c.IngestionUpstream == "" && c.RemoteUpstream == "" {
+		return usagef("no face is configured: set KEYGATE_STUDIO_UPSTREAM, KEYGATE_INGESTION_UPSTREAM and/or KEYGATE_REMOTE_UPSTREAM (or try `keygate demo`)")
+	}
+	if c.RemoteHelloTimeout <= 0 || c.RemoteIdleTimeout <= 0 {
+		return usagef("KEYGATE_REMOTE_HELLO_TIMEOUT and KEYGATE_REMOTE_IDLE_TIMEOUT must be positive durations")
+	}
+	if c.RemoteMaxSessionsPerKey < 0 || c.RemoteMaxSessionsPerProject < 0 {
+		return usagef("KEYGATE_REMOTE_MAX_SESSIONS_PER_KEY and _PER_PROJECT must not be negative")
 	}
 	positive := map[string]time.Duration{
 		"KEYGATE_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "KEYGATE_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
@@ -204,7 +231,7 @@ func (c ServeConfig) validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		return err
 	}
-	for name, v := range map[string]string{"KEYGATE_STUDIO_LISTEN": c.StudioListen, "KEYGATE_INGESTION_LISTEN": c.IngestionListen, "KEYGATE_OPS_LISTEN": c.OpsListen} {
+	for name, v := range map[string]string{"KEYGATE_STUDIO_LISTEN": c.StudioListen, "KEYGATE_INGESTION_LISTEN": c.IngestionListen, "KEYGATE_REMOTE_LISTEN": c.RemoteListen, "KEYGATE_OPS_LISTEN": c.OpsListen} {
 		if v == "" || !strings.Contains(v, ":") {
 			return usagef("%s: want host:port or :port, got %q", name, v)
 		}

@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled: the race detector multiplies memory use, so memory bounds are looser under it.
+const raceEnabled = true
