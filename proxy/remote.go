@@ -473,4 +473,3 @@ func (rm *Remote) Sessions() int {
 	defer rm.mu.Unlock()
 	return len(rm.allSession)
 }
-

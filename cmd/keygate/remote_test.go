@@ -228,7 +228,9 @@ func TestRemoteManagement(t *testing.T) {
 			b, _ := cbor.Marshal(map[string]any{"hello": map[string]any{"apiKey": ro}})
 			c.WriteMessage(websocket.BinaryMessage, b)
 		}, "may not connect to remote management", websocket.BinaryMessage},
-		{"unknown key", func(c *websocket.Conn) { c.WriteMessage(websocket.TextMessage, jsonHello("ei_"+strings.Repeat("0", 64), "d")) }, "unknown or revoked", websocket.TextMessage},
+		{"unknown key", func(c *websocket.Conn) {
+			c.WriteMessage(websocket.TextMessage, jsonHello("ei_"+strings.Repeat("0", 64), "d"))
+		}, "unknown or revoked", websocket.TextMessage},
 		{"garbage first message", func(c *websocket.Conn) { c.WriteMessage(websocket.TextMessage, []byte("GET / HTTP/1.1")) }, "first message must be a hello", websocket.TextMessage},
 		{"a message that is not a hello", func(c *websocket.Conn) { c.WriteMessage(websocket.TextMessage, []byte(`{"sample":{}}`)) }, "first message must be a hello", websocket.TextMessage},
 		{"silent client", func(c *websocket.Conn) {}, "no hello within", websocket.TextMessage},
