@@ -43,6 +43,8 @@ type Route struct {
 	Ingest string
 	// Category is the ingestion category (training, testing, ...).
 	Category string
+	// Public routes need no API key: the Keys page's static files (it signs in with a key itself).
+	Public bool
 }
 
 // Endpoint names a key-management endpoint keygate serves itself (SPEC §3).
@@ -55,6 +57,8 @@ const (
 	EndpointHMACKeys   Endpoint = "hmackeys"
 	EndpointDevKeys    Endpoint = "devkeys"
 	EndpointAPIKeyInfo Endpoint = "api-key-info"
+	// EndpointPage is the Keys web page (/keys): static files, no key needed to load them.
+	EndpointPage Endpoint = "page"
 )
 
 // ErrBadPath is a path that cannot be judged safely (encoded slashes, dot segments, NUL, backslash).
@@ -164,6 +168,7 @@ func isRead(method string) bool { return method == "GET" || method == "HEAD" }
 
 // matchStudio applies the Studio table (documented in docs/policy.md):
 //
+//	/keys, /keys/app.js, /keys/style.css     GET: the Keys page (public static files)
 //	/v1/api/projects                         GET: read (the key's own project)
 //	/v1/api/projects/api-key-info            GET: keygate answers (any valid key)
 //	/v1/api/{pid}/apikeys|hmackeys|devkeys… : keygate answers (admin)
@@ -175,6 +180,13 @@ func isRead(method string) bool { return method == "GET" || method == "HEAD" }
 //	  deployment/…, jobs/deploy…             writes: deploy
 //	everything else under /v1               admin
 func matchStudio(method, path string) (Route, error) {
+	switch path {
+	case "/keys", "/keys/", "/keys/app.js", "/keys/style.css":
+		if isRead(method) {
+			return Route{Face: FaceStudio, Class: ClassRead, Local: EndpointPage, Public: true}, nil
+		}
+		return Route{}, ErrNoRoute
+	}
 	v1, rest := nextSeg(path)
 	if v1 != "v1" {
 		return Route{}, ErrNoRoute

@@ -68,6 +68,8 @@ type Options struct {
 	Resolver Resolver
 	// Local answers the key-management endpoints (admin.Handler); nil: they are forwarded upstream.
 	Local http.Handler
+	// Page serves the Keys web page (admin.Page); nil: /keys is not served.
+	Page http.Handler
 	// Usage records last-used times; nil: not recorded.
 	Usage UsageRecorder
 	// Limiter enforces rate limits; nil: no limits.
@@ -177,6 +179,14 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+r.Method+" "+path, nil)
 	}
 	st.route = route
+	if route.Public {
+		if g.opt.Page == nil {
+			return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+r.Method+" "+path, nil)
+		}
+		st.outcome = "page"
+		g.opt.Page.ServeHTTP(w, r)
+		return nil
+	}
 
 	// 2. identify.
 	key := firstHeader(r.Header, headerAPIKey)

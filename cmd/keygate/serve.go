@@ -199,7 +199,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 			Limiter: limiter,
 		}
 		if f.face == policy.FaceStudio {
-			opt.Local = mgmt
+			opt.Local, opt.Page = mgmt, admin.NewPage()
 		} else {
 			opt.Verifier = ingest
 		}

@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/keys"
+)
+
+func chromiumPath(t *testing.T) string {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium found (make test installs Debian's chromium package)")
+	return ""
+}
+
+// artifactDir is where browser tests leave screenshots (KEYGATE_TEST_ARTIFACTS, else bin/artifacts).
+func artifactDir(t *testing.T) string {
+	dir := os.Getenv("KEYGATE_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "bin", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestKeysPageInBrowser drives the Keys page in real headless Chromium against keygate serve with a
+// real Redis store: sign in, create keys, watch the development flag move, add and delete an HMAC
+// key, revoke a key and see the gateway refuse it, and a read-only key refused at sign-in.
+func TestKeysPageInBrowser(t *testing.T) {
+	srv := redistest.Start(t)
+	sc, store := redisStoreConfig(t, srv)
+	up := newUpstream(t)
+	g := startGateway(t, sc, up.URL, nil)
+	adminKey, _ := mkKey(t, store, 1, keys.RoleAdmin)
+	roKey, _ := mkKey(t, store, 1, keys.RoleReadOnly)
+
+	// The page's own headers.
+	res, err := http.Get(g.studio + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for h, want := range map[string]string{
+		"Content-Security-Policy": admin.PageCSP, "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+	} {
+		if got := res.Header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
+		t.Fatalf("GET /keys: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	// chromedp v0.14 does not know newer CDP events (dialogs' top layer) and reports them; drop those.
+	quiet := func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "unhandled") {
+			t.Log(msg)
+		}
+	}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+
+	run := func(step string, actions ...chromedp.Action) {
+		t.Helper()
+		if err := chromedp.Run(ctx, actions...); err != nil {
+			var shot []byte
+			sctx, c := context.WithTimeout(ctx, 5*time.Second)
+			if chromedp.Run(sctx, chromedp.FullScreenshot(&shot, 100)) == nil {
+				os.WriteFile(filepath.Join(artifactDir(t), "keys-page-failure.png"), shot, 0o644)
+			}
+			c()
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		var s string
+		run("read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+		return s
+	}
+	eval := func(js string, out any) {
+		t.Helper()
+		run("eval "+js, chromedp.Evaluate(js, out))
+	}
+
+	// A read-only key is refused at sign-in with the API's reason.
+	run("read-only sign-in",
+		chromedp.Navigate(g.studio+"/keys"),
+		chromedp.WaitVisible("#signin-form", chromedp.ByQuery),
+		chromedp.SendKeys("#signin-project", "1", chromedp.ByQuery),
+		chromedp.SendKeys("#signin-key", roKey, chromedp.ByQuery),
+		chromedp.Click(`#signin-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#signin-error", chromedp.ByQuery),
+	)
+	if msg := text("#signin-error"); !strings.Contains(msg, "Read-only role may not") {
+		t.Errorf("read-only sign-in error: %q", msg)
+	}
+	var stored string
+	eval(`sessionStorage.getItem('keygate.key') || ''`, &stored)
+	if stored != "" {
+		t.Error("a refused key stayed in sessionStorage")
+	}
+
+	// The admin key signs in; the project has no development keys yet.
+	run("admin sign-in",
+		chromedp.Evaluate(`document.getElementById('signin-key').value = ''`, nil),
+		chromedp.SendKeys("#signin-key", adminKey, chromedp.ByQuery),
+		chromedp.Click(`#signin-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#app", chromedp.ByQuery),
+		chromedp.WaitVisible("#nodev", chromedp.ByQuery),
+	)
+	if msg := text("#nodev"); !strings.Contains(msg, "You don't have any development keys set") {
+		t.Errorf("no-dev-keys notice: %q", msg)
+	}
+	eval(`sessionStorage.getItem('keygate.key') || ''`, &stored)
+	if stored != adminKey {
+		t.Error("the admin key is not kept in sessionStorage")
+	}
+
+	// Create an admin key: shown once, whole, with a copy button; the table shows only its prefix.
+	var newKey string
+	run("create admin key",
+		chromedp.Click("#apikey-add", chromedp.ByQuery),
+		chromedp.WaitVisible("#apikey-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#apikey-name", "ci admin", chromedp.ByQuery),
+		chromedp.Click("#role-admin", chromedp.ByQuery),
+		chromedp.Click("#apikey-create", chromedp.ByQuery),
+		chromedp.WaitVisible("#newkey", chromedp.ByQuery),
+		chromedp.Value("#newkey-value", &newKey, chromedp.ByQuery),
+	)
+	if !regexp.MustCompile(`^ei_[0-9a-f]{64}$`).MatchString(newKey) {
+		t.Fatalf("new key shown as %q", newKey)
+	}
+	if msg := text("#newkey"); !strings.Contains(msg, "you will not see it again") {
+		t.Errorf("reveal text: %q", msg)
+	}
+	if table := text("#apikeys-table"); strings.Contains(table, newKey) || !strings.Contains(table, newKey[:11]) {
+		t.Error("the table must show the new key's prefix, not the whole key")
+	}
+	if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", newKey, nil); r.status != 200 {
+		t.Fatalf("the new key does not work at the gateway: %d", r.status)
+	}
+	run("dismiss", chromedp.Click("#newkey-done", chromedp.ByQuery), chromedp.WaitNotVisible("#newkey", chromedp.ByQuery))
+
+	// A development ingestion key from the notice, then a second one: the flag moves.
+	run("create dev key 1",
+		chromedp.Click("#nodev-create", chromedp.ByQuery),
+		chromedp.WaitVisible("#apikey-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#apikey-name", "dev one", chromedp.ByQuery),
+		chromedp.Click("#apikey-create", chromedp.ByQuery),
+		chromedp.WaitVisible("#newkey", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#nodev", chromedp.ByQuery),
+	)
+	devRows := func() []string {
+		var names []string
+		eval(`Array.from(document.querySelectorAll('#apikeys-table tbody tr')).filter(r => r.querySelector('.badge')).map(r => r.cells[0].firstChild.textContent + '|' + r.cells[1].textContent)`, &names)
+		return names
+	}
+	if got := devRows(); len(got) != 1 || got[0] != "dev one|Ingestion" {
+		t.Errorf("development keys after the first: %v", got)
+	}
+	run("create dev key 2",
+		chromedp.Click("#newkey-done", chromedp.ByQuery),
+		chromedp.Click("#apikey-add", chromedp.ByQuery),
+		chromedp.WaitVisible("#apikey-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#apikey-name", "dev two", chromedp.ByQuery),
+		chromedp.Click("#role-ingestiononly", chromedp.ByQuery),
+		chromedp.Click("#apikey-dev", chromedp.ByQuery),
+		chromedp.Click("#apikey-create", chromedp.ByQuery),
+		chromedp.WaitVisible("#newkey", chromedp.ByQuery),
+		chromedp.Click("#newkey-done", chromedp.ByQuery),
+	)
+	if got := devRows(); len(got) != 1 || got[0] != "dev two|Ingestion" {
+		t.Errorf("development keys after the second: %v (the flag must move)", got)
+	}
+
+	// HMAC key: generate, add as development key, then delete with confirmation.
+	var hmacValue string
+	run("add hmac key",
+		chromedp.Click("#hmac-add", chromedp.ByQuery),
+		chromedp.WaitVisible("#hmac-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#hmac-name", "device fleet", chromedp.ByQuery),
+		chromedp.Click("#hmac-generate", chromedp.ByQuery),
+		chromedp.Value("#hmac-key", &hmacValue, chromedp.ByQuery),
+		chromedp.Click("#hmac-dev", chromedp.ByQuery),
+		chromedp.Click("#hmac-create", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#hmac-dialog", chromedp.ByQuery),
+	)
+	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(hmacValue) {
+		t.Errorf("generated HMAC key %q", hmacValue)
+	}
+	if table := text("#hmackeys-table"); !strings.Contains(table, hmacValue) || !strings.Contains(table, "Development key") {
+		t.Errorf("HMAC table: %q", table)
+	}
+	if list, _ := store.ListHMACKeys(context.Background(), 1); len(list) != 1 || list[0].Secret != hmacValue {
+		t.Errorf("store has %+v", list)
+	}
+	run("screenshot", chromedp.Sleep(0))
+	var shot []byte
+	run("screenshot", chromedp.FullScreenshot(&shot, 100))
+	if len(shot) < 1000 {
+		t.Fatal("empty screenshot")
+	}
+	if err := os.WriteFile(filepath.Join(artifactDir(t), "keys-page.png"), shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run("delete hmac key",
+		chromedp.Click(`button[aria-label="Delete HMAC key device fleet"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-dialog", chromedp.ByQuery),
+	)
+	if msg := text("#confirm-text"); !strings.Contains(msg, `"device fleet"`) {
+		t.Errorf("confirmation does not name the key: %q", msg)
+	}
+	run("confirm delete", chromedp.Click("#confirm-ok", chromedp.ByQuery), chromedp.WaitNotVisible("#confirm-dialog", chromedp.ByQuery),
+		chromedp.WaitVisible("#hmackeys-empty", chromedp.ByQuery))
+
+	// Revoke the admin key created above; the gateway refuses it at once.
+	run("revoke",
+		chromedp.Click(`button[aria-label="Revoke API key ci admin"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-dialog", chromedp.ByQuery),
+	)
+	if msg := text("#confirm-text"); !strings.Contains(msg, `"ci admin"`) {
+		t.Errorf("confirmation does not name the key: %q", msg)
+	}
+	run("confirm revoke", chromedp.Click("#confirm-ok", chromedp.ByQuery), chromedp.WaitNotVisible("#confirm-dialog", chromedp.ByQuery))
+	if table := text("#apikeys-table"); strings.Contains(table, "ci admin") {
+		t.Error("revoked key still listed")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", newKey, nil); r.status == 401 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gateway still accepts the key revoked on the page")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// An API error appears next to the action that caused it (an empty name is refused by the page;
+	// a name the API refuses would show the API's text the same way).
+	run("form error",
+		chromedp.Click("#apikey-add", chromedp.ByQuery),
+		chromedp.WaitVisible("#apikey-dialog", chromedp.ByQuery),
+		chromedp.Click("#apikey-create", chromedp.ByQuery),
+		chromedp.WaitVisible("#apikey-form-error", chromedp.ByQuery),
+	)
+	if msg := text("#apikey-form-error"); !strings.Contains(msg, "Name is required") {
+		t.Errorf("form error: %q", msg)
+	}
+}
