@@ -511,7 +511,8 @@ func (s *RedisStore) UpdateSettings(ctx context.Context, projectID int64, update
 }
 
 // Subscribe implements Store. Every (re)subscription — at start and after go-redis reconnects a
-// dropped connection — is delivered as EventResync, because announcements may have been missed.
+// dropped connection — is delivered as EventResync once Redis has confirmed it, so the first event
+// also means "from here on nothing is missed".
 func (s *RedisStore) Subscribe(ctx context.Context) <-chan Event {
 	out := make(chan Event, 256)
 	go func() {
@@ -525,9 +526,6 @@ func (s *RedisStore) Subscribe(ctx context.Context) <-chan Event {
 			case <-ctx.Done():
 				return false
 			}
-		}
-		if !send(Event{Kind: EventResync}) {
-			return
 		}
 		for {
 			msg, err := ps.Receive(ctx)
@@ -546,8 +544,6 @@ func (s *RedisStore) Subscribe(ctx context.Context) <-chan Event {
 			}
 			switch m := msg.(type) {
 			case *redis.Subscription:
-				// Also the first confirmation: anything published between the initial resync and the
-				// subscription taking effect would otherwise be missed.
 				if m.Kind == "subscribe" {
 					if !send(Event{Kind: EventResync}) {
 						return

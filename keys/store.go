@@ -35,8 +35,9 @@ type Store interface {
 	// UpdateSettings changes a project's settings atomically and announces it.
 	UpdateSettings(ctx context.Context, projectID int64, update func(*ProjectSettings) error) (ProjectSettings, error)
 
-	// Subscribe delivers change events until ctx ends. The first event is EventResync, and another one
-	// follows whenever events may have been lost (a dropped Redis connection).
+	// Subscribe delivers change events until ctx ends. The first event is EventResync, sent once the
+	// subscription is live (nothing published after it is missed), and another one follows whenever
+	// events may have been lost (a dropped Redis connection).
 	Subscribe(ctx context.Context) <-chan Event
 
 	// Check reports whether the store can be reached (for /readyz).

@@ -92,6 +92,14 @@ func create(t *testing.T, s Store, pid int64, name string, role Role, dev bool) 
 	return ak, key
 }
 
+// subscribe returns a live subscription (its first event, a resync, has arrived).
+func subscribe(t *testing.T, ctx context.Context, s Store) <-chan Event {
+	t.Helper()
+	ch := s.Subscribe(ctx)
+	waitEvent(t, ch, func(e Event) bool { return e.Kind == EventResync })
+	return ch
+}
+
 // waitEvent reads events until one matches, or fails after a deadline.
 func waitEvent(t *testing.T, ch <-chan Event, match func(Event) bool) {
 	t.Helper()
@@ -190,8 +198,7 @@ func TestStoreConformance(t *testing.T) {
 				s, _ := factory(t, nil)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				events := s.Subscribe(ctx)
-				waitEvent(t, events, func(e Event) bool { return e.Kind == EventResync })
+				events := subscribe(t, ctx, s)
 				ak, key := create(t, s, 1, "victim", RoleAdmin, false)
 				h := HashKey(key)
 				// Lookups hammer the key while it is revoked: once RevokeAPIKey has returned, no
@@ -241,7 +248,7 @@ func TestStoreConformance(t *testing.T) {
 				s, _ := factory(t, testSealer(t))
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				events := s.Subscribe(ctx)
+				events := subscribe(t, ctx, s)
 				first, firstKey := create(t, s, 1, "dev1", RoleIngestion, true)
 				if api, _, err := DevelopmentKeys(ctx, s, 1); err != nil || api == nil || api.DevSecret != firstKey {
 					t.Fatalf("development key not listed whole: %+v %v", api, err)
@@ -325,7 +332,7 @@ func TestStoreConformance(t *testing.T) {
 				s, dump := factory(t, testSealer(t))
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				events := s.Subscribe(ctx)
+				events := subscribe(t, ctx, s)
 				const secret = "fed53116f20684c067774ebf9e7bcbdc"
 				a, err := s.CreateHMACKey(ctx, NewHMACKey{ProjectID: 1, Name: "a", Secret: secret, IsDevelopmentKey: true})
 				if err != nil {
@@ -386,7 +393,7 @@ func TestStoreConformance(t *testing.T) {
 				s, _ := factory(t, nil)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				events := s.Subscribe(ctx)
+				events := subscribe(t, ctx, s)
 				if ps, err := s.Settings(ctx, 1); err != nil || ps.RequireSignatures {
 					t.Fatalf("default settings = %+v, %v", ps, err)
 				}
@@ -481,8 +488,6 @@ func TestRedisOutageAndResubscribe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	events := s.Subscribe(ctx)
-	// Two resyncs: the initial one, then the one confirming the subscription is live.
-	waitEvent(t, events, func(e Event) bool { return e.Kind == EventResync })
 	waitEvent(t, events, func(e Event) bool { return e.Kind == EventResync })
 	_, key := create(t, s, 1, "k", RoleAdmin, false)
 

@@ -72,6 +72,8 @@ type server struct {
 	metrics  *proxy.Metrics
 	servers  []*http.Server
 	draining atomic.Bool
+	// subscribed is set once the store's change announcements are live.
+	subscribed atomic.Bool
 }
 
 // serve runs until ctx ends (SIGTERM/SIGINT), then drains. ready, when set, is called with the
@@ -133,9 +135,18 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 	var bg sync.WaitGroup
 	bg.Add(2)
 	go func() { defer bg.Done(); s.usage.Run(runCtx) }()
+	live := make(chan struct{})
 	go func() {
 		defer bg.Done()
+		first := true
 		for e := range store.Subscribe(runCtx) {
+			if first {
+				// The first event means announcements are flowing: only now can a revocation made
+				// elsewhere reach this replica, so only now is it ready.
+				first = false
+				s.subscribed.Store(true)
+				close(live)
+			}
 			s.resolver.Apply(e)
 			projects.Apply(e)
 			if remote != nil {
@@ -143,6 +154,15 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 			}
 		}
 	}()
+
+	// Listen only once announcements flow, so no request is answered from a cache that could miss a
+	// revocation (bounded: with Redis down at start, listen anyway and stay unready).
+	select {
+	case <-live:
+	case <-time.After(5 * time.Second):
+		log.Warn("store announcements not live yet (is Redis reachable?): /readyz answers 503 until they are")
+	case <-ctx.Done():
+	}
 
 	addrs := map[string]string{}
 	listen := func(name, addr string, h http.Handler) error {
@@ -272,6 +292,10 @@ func (s *server) opsHandler() http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
+		if !s.subscribed.Load() {
+			writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "store": "change announcements not subscribed yet"})
+			return
+		}
 		if err := s.store.Check(ctx); err != nil {
 			writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "store": redactURL(err.Error())})
 			return
