@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/sampletest"
 )
 
 const vectorKey = "fed53116f20684c067774ebf9e7bcbdc"
@@ -98,7 +100,7 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 					if in, err = Sign(unsigned, FormatJSON, []byte("x"), SignOptions{}); err != nil {
 						t.Fatal(err)
 					}
-					in = jsonToCBOR(t, in)
+					in = sampletest.CBOROf(t, in)
 				}
 				signed, err := Sign(in, f, []byte(tt.key), tt.o)
 				if err != nil {

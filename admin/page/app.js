@@ -98,6 +98,15 @@ function confirmAction(text, okLabel, run) {
   dlg.showModal();
 }
 
+// nameCell is a key's name with its development badge.
+function nameCell(k) {
+  const name = document.createElement('span');
+  name.textContent = k.name;
+  const td = cell(name, 'Name');
+  if (k.isDevelopmentKey) td.appendChild(badge('Development key'));
+  return td;
+}
+
 function renderAPIKeys(keys) {
   const tbody = $('apikeys-table').tBodies[0];
   tbody.replaceChildren();
@@ -105,11 +114,7 @@ function renderAPIKeys(keys) {
   for (const k of keys) {
     const tr = document.createElement('tr');
     tr.dataset.id = k.id;
-    const name = document.createElement('span');
-    name.textContent = k.name;
-    const nameCell = cell(name, 'Name');
-    if (k.isDevelopmentKey) nameCell.appendChild(badge('Development key'));
-    tr.appendChild(nameCell);
+    tr.appendChild(nameCell(k));
     tr.appendChild(cell(k.roleLabel || k.role, 'Role'));
     const code = document.createElement('code');
     code.textContent = k.apiKey;
@@ -136,11 +141,7 @@ function renderHMACKeys(keys) {
   for (const k of keys) {
     const tr = document.createElement('tr');
     tr.dataset.id = k.id;
-    const name = document.createElement('span');
-    name.textContent = k.name;
-    const nameCell = cell(name, 'Name');
-    if (k.isDevelopmentKey) nameCell.appendChild(badge('Development key'));
-    tr.appendChild(nameCell);
+    tr.appendChild(nameCell(k));
     const code = document.createElement('code');
     code.textContent = k.hmacKey;
     tr.appendChild(cell(code, 'HMAC key'));

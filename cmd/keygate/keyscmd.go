@@ -59,6 +59,14 @@ func projectFlag(fs *flag.FlagSet) func() (int64, error) {
 	}
 }
 
+// parseProject parses a command's flags and its required --project.
+func parseProject(fs *flag.FlagSet, args []string, project func() (int64, error)) (int64, error) {
+	if err := parseFlags(fs, args); err != nil {
+		return 0, err
+	}
+	return project()
+}
+
 // withStore opens the configured store for one command.
 func withStore(fn func(keys.Store) error) error {
 	cfg, err := loadStoreConfig()
@@ -87,10 +95,7 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dev := fs.Bool("dev", false, "make it the project's development key (moves the flag off the previous one)")
 	key := fs.String("key", "", "use this key (ei_…, at least 32 characters) instead of generating one")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -141,10 +146,7 @@ func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("keys list")
 	project := projectFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/apikeys)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -184,10 +186,7 @@ func keysRevoke(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("keys revoke")
 	project := projectFlag(fs)
 	id := fs.Int64("id", 0, "id of the key to revoke (required)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -213,10 +212,7 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	key := fs.String("key", "", "the HMAC key (default: 32 random hex characters)")
 	dev := fs.Bool("dev", false, "make it the project's development HMAC key")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -257,10 +253,7 @@ func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("hmac list")
 	project := projectFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/hmackeys)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -289,10 +282,7 @@ func hmacDelete(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("hmac delete")
 	project := projectFlag(fs)
 	id := fs.Int64("id", 0, "id of the HMAC key to delete (required)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -315,10 +305,7 @@ func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := newFlagSet("devkeys")
 	project := projectFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/devkeys)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}

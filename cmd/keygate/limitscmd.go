@@ -22,10 +22,7 @@ func limitsSet(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	keyID := fs.Int64("key", 0, "API key id: set this key's limit instead of the project's")
 	rate := fs.String("rate", "", "RATE/UNIT, e.g. 50/s, 600/m (required)")
 	burst := fs.Int("burst", 0, "bucket size (default: the rate)")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -71,10 +68,7 @@ func limitsClear(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	fs := newFlagSet("limits clear")
 	project := projectFlag(fs)
 	keyID := fs.Int64("key", 0, "API key id: clear this key's override instead of the project's")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}

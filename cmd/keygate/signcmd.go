@@ -170,10 +170,7 @@ func settingsShow(ctx context.Context, args []string, stdout, _ io.Writer) error
 	fs := newFlagSet("settings show")
 	project := projectFlag(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
@@ -204,10 +201,7 @@ func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	fs := newFlagSet("settings set")
 	project := projectFlag(fs)
 	req := fs.String("require-signatures", "", "true: refuse unsigned ingestion files for this project; false: allow them")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	pid, err := project()
+	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}

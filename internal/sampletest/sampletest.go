@@ -1,4 +1,5 @@
-package verify
+// Package sampletest builds data acquisition samples for tests.
+package sampletest
 
 import (
 	"encoding/json"
@@ -7,8 +8,17 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// jsonToCBOR re-encodes a JSON sample as CBOR with the field order kept (for tests).
-func jsonToCBOR(t testing.TB, b []byte) []byte {
+// orderedPayload keeps the platform's field order (device_name first, values last) in CBOR.
+type orderedPayload struct {
+	DeviceName string `json:"device_name" cbor:"device_name"`
+	DeviceType string `json:"device_type" cbor:"device_type"`
+	IntervalMs any    `json:"interval_ms" cbor:"interval_ms"`
+	Sensors    any    `json:"sensors" cbor:"sensors"`
+	Values     any    `json:"values" cbor:"values"`
+}
+
+// CBOROf re-encodes a JSON sample as CBOR with the fields in the order signers write them.
+func CBOROf(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var in struct {
 		Protected map[string]any `json:"protected"`
@@ -31,13 +41,4 @@ func jsonToCBOR(t testing.TB, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// orderedPayload keeps the platform's field order (device_name first, values last) in CBOR.
-type orderedPayload struct {
-	DeviceName string `json:"device_name" cbor:"device_name"`
-	DeviceType string `json:"device_type" cbor:"device_type"`
-	IntervalMs any    `json:"interval_ms" cbor:"interval_ms"`
-	Sensors    any    `json:"sensors" cbor:"sensors"`
-	Values     any    `json:"values" cbor:"values"`
 }
