@@ -265,6 +265,17 @@ func TestKeysPageInBrowser(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
+	// At phone width the page still works: the tables become stacked rows.
+	var phone []byte
+	run("phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(g.studio+"/keys"),
+		chromedp.WaitVisible("#app", chromedp.ByQuery), chromedp.FullScreenshot(&phone, 100))
+	os.WriteFile(filepath.Join(artifactDir(t), "keys-page-phone.png"), phone, 0o644)
+	var overflow bool
+	eval(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow)
+	if overflow {
+		t.Error("the page scrolls sideways at phone width")
+	}
+
 	// An API error appears next to the action that caused it (an empty name is refused by the page;
 	// a name the API refuses would show the API's text the same way).
 	run("form error",
