@@ -42,7 +42,7 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
-func benchGateway(b *testing.B) (*Gateway, string) {
+func benchGateway(b testing.TB) (*Gateway, string) {
 	s, err := keys.OpenBolt(b.TempDir(), nil, 0)
 	if err != nil {
 		b.Fatal(err)
