@@ -47,6 +47,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if cfg.IngestionUpstream == "" {
 		cfg.IngestionUpstream = up
 	}
+	if cfg.RemoteUpstream == "" {
+		rln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("stand-in remote management: %w", err)
+		}
+		rsrv := &http.Server{Handler: standin.Remote{}, ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = rsrv.Serve(rln) }()
+		defer rsrv.Close()
+		cfg.RemoteUpstream = "ws://" + rln.Addr().String()
+	}
 	if cfg.LogFormat == "json" {
 		cfg.LogFormat = "text"
 	}
@@ -63,6 +73,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "\nkeygate demo is running (stop with Ctrl-C):\n")
 		fmt.Fprintf(stdout, "  Studio API     http://%s  (try: curl -H \"x-api-key: $KEY\" http://%s/v1/api/projects)\n", addrs["studio"], addrs["studio"])
 		fmt.Fprintf(stdout, "  ingestion API  http://%s  (uploads are stored under %s)\n", addrs["ingestion"], dir)
+		fmt.Fprintf(stdout, "  remote mgmt    ws://%s  (devices send {\"hello\": {\"apiKey\": …}} first)\n", addrs["remote"])
+		fmt.Fprintf(stdout, "  Keys page      http://%s/keys  (sign in with the admin key)\n", addrs["studio"])
 		fmt.Fprintf(stdout, "  ops            http://%s/metrics, /healthz, /readyz\n", addrs["ops"])
 		fmt.Fprintf(stdout, "  The platform's CLI tools reach it with EI_HOST=localhost.\n\n")
 	})
