@@ -483,3 +483,61 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	g.stop()
 }
+
+// TestGracefulShutdown: SIGTERM (the serve context ending) lets in-flight requests finish and
+// turns /readyz to 503 while draining.
+func TestGracefulShutdown(t *testing.T) {
+	sc := StoreConfig{DataDir: t.TempDir()}
+	store, err := sc.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := mkKey(t, store, 1, keys.RoleAdmin)
+	store.Close()
+	inFlight := make(chan struct{})
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	free := func() { releaseOnce.Do(func() { close(release) }) }
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(inFlight)
+		<-release
+		w.Write([]byte(`{"success":true}`))
+	}))
+	defer slow.Close()
+	defer free() // never leave the upstream handler blocked, even when the test fails
+	g := startGateway(t, sc, slow.URL, nil)
+	done := make(chan resp, 1)
+	go func() { done <- do(t, "GET", g.studio+"/v1/api/1/raw-data", key, nil) }()
+	<-inFlight
+	stopped := make(chan struct{})
+	go func() { g.stop(); close(stopped) }()
+	// While draining, readiness fails so load balancers stop sending.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res, err := http.Get(g.ops + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 503 {
+				break
+			}
+		}
+		if err != nil || time.Now().After(deadline) {
+			t.Fatalf("readyz did not turn 503 while draining (err %v)", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("serve returned while a request was in flight")
+	default:
+	}
+	free()
+	if r := <-done; r.status != 200 {
+		t.Errorf("in-flight request during shutdown: %d %s", r.status, r.body)
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return after draining")
+	}
+}

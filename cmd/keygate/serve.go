@@ -251,8 +251,11 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// The faces drain first; the ops listener (last in s.servers) stays up meanwhile, answering
+	// /readyz with 503, and goes last.
+	faceServers, ops := s.servers[:len(s.servers)-1], s.servers[len(s.servers)-1]
 	var wg sync.WaitGroup
-	for _, srv := range s.servers {
+	for _, srv := range faceServers {
 		wg.Add(1)
 		go func(srv *http.Server) {
 			defer wg.Done()
@@ -267,6 +270,7 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 		remote.Shutdown(sctx)
 	}
 	wg.Wait()
+	_ = ops.Shutdown(sctx)
 	cancelRun()
 	bg.Wait()
 	log.Info("stopped")
