@@ -13,9 +13,11 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/cache"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/policy"
 )
 
@@ -141,3 +143,25 @@ func BenchmarkGatewayForwardObserved(b *testing.B) {
 		g.ServeHTTP(w, r)
 	}
 }
+
+// BenchmarkGatewayForwardServeLike is the Studio face as `keygate serve` builds it: metrics, access
+// log, last-used recording, and the rate limiter consulted (Studio limits off by default).
+func BenchmarkGatewayForwardServeLike(b *testing.B) {
+	g, key := benchGateway(b)
+	g.opt.Metrics = NewMetrics(prometheus.NewRegistry())
+	g.opt.AccessLog = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	g.opt.Usage = keys.NewUsageRecorder(nil, time.Hour, nil)
+	g.opt.Limiter = &RateLimits{Engine: limit.NewLocal(0, nil), Projects: staticProjects{}, Headers: true}
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		r := httptest.NewRequest("GET", "/v1/api/1/raw-data/1", nil)
+		r.Header.Set("x-api-key", key)
+		clear(w.h)
+		g.ServeHTTP(w, r)
+	}
+}
+
+type staticProjects struct{}
+
+func (staticProjects) Get(context.Context, int64) (cache.Project, error) { return cache.Project{}, nil }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/policy"
 )
@@ -188,7 +189,7 @@ func (rm *Remote) refuse(c *websocket.Conn, msgType int, code int, result, reaso
 // ServeHTTP upgrades the connection and runs the session.
 func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
-		http.Error(w, `{"success":false,"error":"the remote-management face speaks websocket only"}`, http.StatusBadRequest)
+		apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "the remote-management face speaks websocket only: open a websocket and send a hello", nil))
 		return
 	}
 	dev, err := rm.upgrader.Upgrade(w, r, nil)

@@ -22,6 +22,9 @@ func main() {
 		case "bareproxy":
 			runBareProxy(os.Args[2], os.Args[3], os.Args[4])
 			return
+		case "gwproxy":
+			runGatewayProxy(os.Args[2], os.Args[3], os.Args[4])
+			return
 		}
 	}
 	var o options

@@ -143,6 +143,12 @@ func TestRemoteManagement(t *testing.T) {
 		c.RemoteHelloTimeout = 300 * time.Millisecond
 	})
 
+	t.Run("plain HTTP is refused with the JSON error shape", func(t *testing.T) {
+		r := do(t, "GET", "http://"+remoteAddr+"/", ing, nil)
+		if r.status != 400 || !strings.Contains(r.body, `"success":false`) || strings.Contains(r.body, ing) {
+			t.Errorf("%d %s", r.status, r.body)
+		}
+	})
 	t.Run("JSON hello relayed byte for byte, then data and pings both ways", func(t *testing.T) {
 		c := dialRemote(t, remoteAddr)
 		hello := jsonHello(ing, "dev-json")
