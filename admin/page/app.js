@@ -255,11 +255,12 @@ function setup() {
     btn.disabled = true;
     try {
       const res = await api('POST', projectPath('/apikeys'), { name, role, isDevelopmentKey: $('apikey-dev').checked });
+      // The list is current before the key is revealed, so what the page shows is consistent.
+      await load().catch((e) => showError('apikeys-error', e));
       $('apikey-dialog').close();
       $('newkey-value').value = res.apiKey;
       $('newkey').hidden = false;
       $('newkey-copy').textContent = 'Copy';
-      await load();
       $('newkey-copy').focus();
     } catch (e) {
       showError('apikey-form-error', e);
@@ -296,8 +297,8 @@ function setup() {
     btn.disabled = true;
     try {
       await api('POST', projectPath('/hmackeys'), { name, hmacKey, isDevelopmentKey: $('hmac-dev').checked });
+      await load().catch((e) => showError('hmackeys-error', e));
       $('hmac-dialog').close();
-      await load();
     } catch (e) {
       showError('hmac-form-error', e);
     } finally {
