@@ -63,6 +63,7 @@ type Denied struct {
 	Reason string
 }
 
+// Error implements error.
 func (d *Denied) Error() string { return d.Reason }
 
 // Allow decides whether p may use route r: the key's project must be the route's (when the path

@@ -23,6 +23,7 @@ const (
 	FormatCBOR // also the binary variant: a CBOR header followed by raw samples
 )
 
+// String names the format for logs: json, cbor or other.
 func (f Format) String() string {
 	switch f {
 	case FormatJSON:

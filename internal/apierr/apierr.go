@@ -20,6 +20,7 @@ type Error struct {
 	Outcome string
 }
 
+// Error implements error (for logs; clients see Public only).
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Public + ": " + e.Err.Error()
@@ -27,6 +28,7 @@ func (e *Error) Error() string {
 	return e.Public
 }
 
+// Unwrap exposes the cause to errors.Is and errors.As.
 func (e *Error) Unwrap() error { return e.Err }
 
 // New builds an Error.
