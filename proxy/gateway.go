@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/policy"
@@ -58,6 +59,11 @@ type Verdict struct {
 	Release func()
 }
 
+// AccessLogger writes one access-log line per request.
+type AccessLogger interface {
+	Log(r *accesslog.Record)
+}
+
 // Options configure one face's Gateway. Nil hooks are skipped.
 type Options struct {
 	// Face is which listener this is; it selects the route table.
@@ -84,8 +90,8 @@ type Options struct {
 	MaxBody int64
 	// Metrics, when set, are updated per request.
 	Metrics *Metrics
-	// AccessLog, when set, gets one line per request.
-	AccessLog *slog.Logger
+	// AccessLog, when set, gets one line per request (accesslog.Writer).
+	AccessLog AccessLogger
 }
 
 // Gateway is one face's handler.
@@ -367,29 +373,16 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 		m.Requests.WithLabelValues(g.face, class, st.outcome).Inc()
 		m.Duration.WithLabelValues(g.face, class).Observe(d.Seconds())
 	}
-	if l := g.opt.AccessLog; l != nil && l.Enabled(r.Context(), slog.LevelInfo) {
-		// A Record with no caller PC: Logger.LogAttrs would walk the stack for every request.
-		rec := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
-		rec.AddAttrs(
-			slog.String("face", g.face),
-			slog.String("method", r.Method),
-			slog.String("path", st.path),
-			slog.Int("status", sw.status),
-			slog.String("outcome", st.outcome),
-			slog.String("class", class),
-			slog.Int64("key_id", st.principal.KeyID),
-			slog.Int64("project", st.principal.ProjectID),
-			slog.Duration("duration", d),
-			slog.Int64("bytes_out", sw.bytes),
-			slog.Int64("bytes_in", r.ContentLength),
-		)
-		if st.signature != "" {
-			rec.AddAttrs(slog.String("signature", st.signature))
+	if l := g.opt.AccessLog; l != nil {
+		rec := accesslog.Record{
+			Time: start.Add(d), Face: g.face, Method: r.Method, Path: st.path, Outcome: st.outcome, Class: class,
+			Signature: st.signature, Status: sw.status, KeyID: st.principal.KeyID, Project: st.principal.ProjectID,
+			Duration: d, BytesOut: sw.bytes, BytesIn: r.ContentLength,
 		}
 		if st.err != nil {
-			rec.AddAttrs(slog.String("error", st.err.Error()))
+			rec.Error = st.err.Error()
 		}
-		_ = l.Handler().Handle(r.Context(), rec)
+		l.Log(&rec)
 	}
 }
 

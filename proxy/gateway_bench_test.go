@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/policy"
@@ -133,7 +133,7 @@ func BenchmarkBareReverseProxy(b *testing.B) {
 func BenchmarkGatewayForwardObserved(b *testing.B) {
 	g, key := benchGateway(b)
 	g.opt.Metrics = NewMetrics(prometheus.NewRegistry())
-	g.opt.AccessLog = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	g.opt.AccessLog = accesslog.New(io.Discard, false)
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
@@ -149,7 +149,7 @@ func BenchmarkGatewayForwardObserved(b *testing.B) {
 func BenchmarkGatewayForwardServeLike(b *testing.B) {
 	g, key := benchGateway(b)
 	g.opt.Metrics = NewMetrics(prometheus.NewRegistry())
-	g.opt.AccessLog = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	g.opt.AccessLog = accesslog.New(io.Discard, false)
 	g.opt.Usage = keys.NewUsageRecorder(nil, time.Hour, nil)
 	g.opt.Limiter = &RateLimits{Engine: limit.NewLocal(0, nil), Projects: staticProjects{}, Headers: true}
 	w := &discardWriter{h: http.Header{}}

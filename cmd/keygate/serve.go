@@ -22,6 +22,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/internal/logbuf"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
@@ -192,12 +193,12 @@ func serve(ctx context.Context, cfg ServeConfig, log *slog.Logger, logOut io.Wri
 	transport := proxy.NewTransport(proxy.TransportOptions{
 		DialTimeout: cfg.UpstreamDialTimeout, ResponseHeaderTimeout: cfg.UpstreamTimeout, MaxIdleConnsPerHost: cfg.UpstreamMaxIdleConns,
 	})
-	var accessLog *slog.Logger
+	var accessLog proxy.AccessLogger
 	if cfg.AccessLog {
 		// Batched: a write system call per request line was ~7% of the CPU under load.
 		lb := logbuf.New(logOut, 64<<10, 200*time.Millisecond)
 		defer lb.Close()
-		accessLog = newLogger(cfg, lb)
+		accessLog = accesslog.New(lb, cfg.LogFormat == "text")
 	}
 	mgmt := admin.New(store, log)
 	faces := []struct {

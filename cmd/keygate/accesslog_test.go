@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/keys"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestAccessLogLine: one JSON line per request with the fields operators rely on, never the key.
+func TestAccessLogLine(t *testing.T) {
+	sc := StoreConfig{DataDir: t.TempDir()}
+	s, err := sc.open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, ak := mkKey(t, s, 1, keys.RoleReadOnly)
+	s.Close()
+	up := newUpstream(t)
+	cfg := ServeConfig{StoreConfig: sc}
+	if err := envDefaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StudioListen, cfg.IngestionListen, cfg.OpsListen, cfg.StudioUpstream = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", up.URL
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	addrs := make(chan map[string]string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), logs, func(a map[string]string) { addrs <- a })
+	}()
+	a := <-addrs
+	do(t, "GET", "http://"+a["studio"]+"/v1/api/1/raw-data", key, nil)
+	do(t, "POST", "http://"+a["studio"]+"/v1/api/1/raw-data/1/rename", key, strings.NewReader("{}"))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := logs.String()
+	if strings.Contains(out, key) || strings.Contains(out, key[11:]) {
+		t.Fatal("the access log contains the key")
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+		if m["msg"] == "request" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d request lines, want 2: %s", len(lines), out)
+	}
+	first, second := lines[0], lines[1]
+	if first["status"] != 200.0 || first["outcome"] != "forwarded" || first["class"] != "read" || first["key_id"] != float64(ak.ID) ||
+		first["project"] != 1.0 || first["path"] != "/v1/api/1/raw-data" || first["face"] != "studio" {
+		t.Errorf("first line %v", first)
+	}
+	if d, _ := first["duration"].(float64); d <= 0 || time.Duration(d) > 10*time.Second {
+		t.Errorf("duration %v", first["duration"])
+	}
+	if second["status"] != 403.0 || second["outcome"] != "denied" || second["class"] != "add_data" {
+		t.Errorf("second line %v", second)
+	}
+}

