@@ -41,10 +41,23 @@ func formatOf(flagValue, file string, body []byte) (verify.Format, error) {
 	return 0, usagef("cannot tell whether %s is JSON or CBOR: name it .json or .cbor, or pass --format", file)
 }
 
-func readInput(fs interface {
+// argReader is the part of a FlagSet that names the input file.
+type argReader interface {
 	Arg(int) string
 	NArg() int
-}) (string, []byte, error) {
+}
+
+// readSample reads FILE (or stdin) and decides its format.
+func readSample(fs argReader, format string) (string, []byte, verify.Format, error) {
+	name, body, err := readInput(fs)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	f, err := formatOf(format, name, body)
+	return name, body, f, err
+}
+
+func readInput(fs argReader) (string, []byte, error) {
 	if fs.NArg() != 1 {
 		return "", nil, usagef("want exactly one FILE (or - for stdin)")
 	}
@@ -74,11 +87,7 @@ func runSign(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if *key == "" {
 		return usagef("sign: --hmac-key is required")
 	}
-	name, body, err := readInput(fs)
-	if err != nil {
-		return err
-	}
-	f, err := formatOf(*format, name, body)
+	_, body, f, err := readSample(fs, *format)
 	if err != nil {
 		return err
 	}
@@ -115,11 +124,7 @@ func runVerify(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if len(hmacKeys) == 0 {
 		return usagef("verify: --hmac-key is required")
 	}
-	name, body, err := readInput(fs)
-	if err != nil {
-		return err
-	}
-	f, err := formatOf(*format, name, body)
+	name, body, f, err := readSample(fs, *format)
 	if err != nil {
 		return err
 	}
