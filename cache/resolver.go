@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -88,11 +89,22 @@ type Resolver struct {
 	opt   Options
 	pos   *lru.Cache[keys.Hash, posEntry]
 	neg   *lru.Cache[keys.Hash, time.Time]
-	// changed remembers, per hash, the invalidation sequence number at which it was last revoked or
-	// changed, so a lookup that was in flight across the invalidation does not cache what it read.
+	// gen is the cache's generation: every purge and invalidation bumps it. A lookup notes the
+	// generation before it reads the store and caches its answer only if nothing that concerns its
+	// key happened since (checked under mu, which every purge and invalidation also holds, so the
+	// check and the insert are one step).
+	mu  sync.Mutex
+	gen atomic.Uint64
+	// purged is the generation of the last purge (a resync: announcements may have been missed, so
+	// no read started before it may be cached after it).
+	purged uint64
+	// changed remembers, per hash, the generation at which it was last revoked or changed (a
+	// tombstone), so a lookup in flight across the invalidation does not cache what it read.
 	changed *lru.Cache[keys.Hash, invalidation]
-	seq     atomic.Uint64
-	sf      singleflight.Group
+	// forgotten is the highest generation of a tombstone the changed LRU evicted: a lookup that
+	// started before it cannot know whether its key was invalidated, so it does not cache.
+	forgotten uint64
+	sf        singleflight.Group
 
 	downUntil atomic.Int64 // unix nanos: store calls are skipped until then
 
@@ -119,8 +131,12 @@ func NewResolver(store Lookup, opt Options) *Resolver {
 	opt.defaults()
 	pos, _ := lru.New[keys.Hash, posEntry](opt.Size)
 	neg, _ := lru.New[keys.Hash, time.Time](opt.NegativeSize)
-	changed, _ := lru.New[keys.Hash, invalidation](10000)
-	return &Resolver{store: store, opt: opt, pos: pos, neg: neg, changed: changed}
+	r := &Resolver{store: store, opt: opt, pos: pos, neg: neg}
+	// The eviction callback runs inside changed.Add, which is only called with r.mu held.
+	r.changed, _ = lru.NewWithEvict[keys.Hash, invalidation](10000, func(_ keys.Hash, inv invalidation) {
+		r.forgotten = max(r.forgotten, inv.seq)
+	})
+	return r
 }
 
 // Resolve returns the principal for an x-api-key value, ErrUnknownKey, or ErrUnavailable.
@@ -165,7 +181,7 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 		if time.Now().UnixNano() < r.downUntil.Load() {
 			return nil, ErrUnavailable
 		}
-		start := r.seq.Load()
+		start := r.gen.Load()
 		// The lookup serves every waiting caller: one caller going away must not fail the others.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.opt.LookupTimeout)
 		p, err := r.store.LookupAPIKey(lctx, h)
@@ -173,27 +189,26 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 		now := r.opt.Now()
 		switch {
 		case err == nil:
-			if inv, ok := r.changed.Get(h); ok && inv.seq > start {
-				// Invalidated while we were reading: never resurrect a revoked key; a changed one is
-				// served but not cached (the next request reads it afresh).
-				if inv.revoked {
-					return nil, ErrUnknownKey
-				}
-				return p, nil
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if inv, ok := r.changed.Get(h); ok && inv.seq > start && inv.revoked {
+				// Revoked while we were reading: never resurrect it.
+				return nil, ErrUnknownKey
 			}
-			r.pos.Add(h, posEntry{p: p, fetched: now})
-			r.neg.Remove(h)
-			// An invalidation that landed between the check above and the Add must still win.
-			if inv, ok := r.changed.Get(h); ok && inv.seq > start {
-				r.pos.Remove(h)
-				if inv.revoked {
-					return nil, ErrUnknownKey
-				}
+			if r.current(h, start) {
+				r.pos.Add(h, posEntry{p: p, fetched: now})
+				r.neg.Remove(h)
 			}
+			// Otherwise changed or purged while we were reading: this caller's request predates the
+			// change and gets what was read, but it is not cached (the next request reads afresh).
 			return p, nil
 		case errors.Is(err, keys.ErrNotFound):
-			r.neg.Add(h, now)
-			r.pos.Remove(h)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if r.current(h, start) {
+				r.neg.Add(h, now)
+				r.pos.Remove(h)
+			}
 			return nil, ErrUnknownKey
 		default:
 			// A store error is never cached as a miss.
@@ -210,20 +225,36 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 	return v.(keys.Principal), nil
 }
 
-// Invalidate drops a key's cached answer. revoked also stops in-flight lookups from caching it.
+// current reports whether nothing that concerns h happened since generation start: no purge, no
+// invalidation of h, and no forgotten tombstone. The caller holds r.mu.
+func (r *Resolver) current(h keys.Hash, start uint64) bool {
+	if r.purged > start || r.forgotten > start {
+		return false
+	}
+	inv, ok := r.changed.Get(h)
+	return !ok || inv.seq <= start
+}
+
+// Invalidate drops a key's cached answer and leaves a tombstone so that a lookup in flight cannot
+// cache what it read before; revoked also makes such a lookup answer ErrUnknownKey.
 func (r *Resolver) Invalidate(h keys.Hash, revoked bool) {
-	seq := r.seq.Add(1)
+	r.mu.Lock()
+	seq := r.gen.Add(1)
 	r.changed.Add(h, invalidation{seq: seq, revoked: revoked})
 	r.pos.Remove(h)
 	r.neg.Remove(h)
+	r.mu.Unlock()
 	r.stats.Invalidations.Add(1)
 }
 
-// Purge drops everything cached (announcements may have been missed).
+// Purge drops everything cached (announcements may have been missed): no lookup that started
+// before it caches its answer after it.
 func (r *Resolver) Purge() {
-	r.seq.Add(1)
+	r.mu.Lock()
+	r.purged = r.gen.Add(1)
 	r.pos.Purge()
 	r.neg.Purge()
+	r.mu.Unlock()
 	r.stats.Invalidations.Add(1)
 }
 

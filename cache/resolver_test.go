@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -175,10 +176,7 @@ func TestSingleflight(t *testing.T) {
 		}()
 	}
 	// Wait until the one lookup is in flight, then let it finish.
-	deadline := time.Now().Add(5 * time.Second)
-	for m.calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return m.calls.Load() > 0 }, "the lookup never started")
 	close(gate)
 	wg.Wait()
 	close(errs)
@@ -201,10 +199,7 @@ func TestRevocationWinsOverInFlightLookup(t *testing.T) {
 		_, err := r.Resolve(context.Background(), key)
 		done <- err
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for m.calls.Load() == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return m.calls.Load() > 0 }, "the lookup never started")
 	// The lookup has read the key (it is in the table); now it is revoked before the lookup returns.
 	r.Apply(keys.Event{Kind: keys.EventRevoked, Hash: keys.HashKey(key)})
 	m.set(func() { delete(m.table, keys.HashKey(key)); m.gate = nil })
@@ -246,4 +241,99 @@ func BenchmarkResolveCached(b *testing.B) {
 			}
 		}
 	})
+}
+
+// inFlight starts a Resolve of key whose store lookup has read the table and is held at a gate;
+// release lets it return, and the result arrives on the returned channel.
+func inFlight(t *testing.T, r *Resolver, m *memLookup, key string) (release func(), result <-chan error) {
+	t.Helper()
+	gate := make(chan struct{})
+	before := m.calls.Load()
+	m.set(func() { m.gate = gate })
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Resolve(context.Background(), key)
+		done <- err
+	}()
+	testutil.Eventually(t, 5*time.Second, func() bool { return m.calls.Load() > before }, "the lookup never started")
+	return func() { m.set(func() { m.gate = nil }); close(gate) }, done
+}
+
+// TestNoReadBeforeAnInvalidationIsCachedAfterIt reproduces a lookup in flight across a resync,
+// a key change and a flood of other invalidations: what it read before them must not be cached.
+func TestNoReadBeforeAnInvalidationIsCachedAfterIt(t *testing.T) {
+	tests := []struct {
+		name    string
+		between func(r *Resolver, m *memLookup, h keys.Hash)
+	}{
+		{"resync", func(r *Resolver, m *memLookup, h keys.Hash) {
+			m.set(func() { delete(m.table, h) }) // revoked while the announcement was missed
+			r.Apply(keys.Event{Kind: keys.EventResync})
+		}},
+		{"key changed", func(r *Resolver, m *memLookup, h keys.Hash) {
+			m.set(func() { delete(m.table, h) })
+			r.Apply(keys.Event{Kind: keys.EventKeyChanged, Hash: h})
+		}},
+		{"tombstone forgotten", func(r *Resolver, m *memLookup, h keys.Hash) {
+			m.set(func() { delete(m.table, h) })
+			r.Apply(keys.Event{Kind: keys.EventRevoked, Hash: h})
+			// More invalidations of other keys than the tombstone table holds evict h's tombstone.
+			for i := 0; i < 10001; i++ {
+				var other keys.Hash
+				other[0], other[1], other[2] = byte(i), byte(i>>8), 0xff
+				r.Invalidate(other, true)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, m, _, key, _ := setup(t)
+			h := keys.HashKey(key)
+			release, done := inFlight(t, r, m, key)
+			tt.between(r, m, h)
+			release()
+			<-done
+			if r.Len() != 0 {
+				t.Fatal("a read from before the invalidation was cached after it")
+			}
+			calls := m.calls.Load()
+			if _, err := r.Resolve(context.Background(), key); !errors.Is(err, ErrUnknownKey) {
+				t.Errorf("after the invalidation: %v, want ErrUnknownKey", err)
+			}
+			if m.calls.Load() != calls+1 {
+				t.Errorf("the next request did not read the store afresh")
+			}
+		})
+	}
+}
+
+// TestResyncDoesNotCacheAMissReadBefore: a lookup that read "not found" before a resync (the key
+// was created while announcements were lost) must not leave a negative entry hiding the new key.
+func TestResyncDoesNotCacheAMissReadBefore(t *testing.T) {
+	r, m, _, _, _ := setup(t)
+	k, _ := keys.GenerateAPIKey()
+	release, done := inFlight(t, r, m, k)
+	m.set(func() { m.table[keys.HashKey(k)] = keys.Principal{KeyID: 9, ProjectID: 1, Role: keys.RoleReadOnly} })
+	r.Apply(keys.Event{Kind: keys.EventResync})
+	release()
+	if err := <-done; !errors.Is(err, ErrUnknownKey) {
+		t.Fatalf("in-flight lookup: %v, want what it read (ErrUnknownKey)", err)
+	}
+	if p, err := r.Resolve(context.Background(), k); err != nil || p.KeyID != 9 {
+		t.Errorf("key created before the resync: %+v %v, want it found", p, err)
+	}
+}
+
+// TestLookupAfterResyncIsCached: the generation check does not stop caching for good.
+func TestLookupAfterResyncIsCached(t *testing.T) {
+	r, m, _, key, _ := setup(t)
+	r.Apply(keys.Event{Kind: keys.EventResync})
+	for i := 0; i < 3; i++ {
+		if _, err := r.Resolve(context.Background(), key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.calls.Load() != 1 || r.Len() != 1 {
+		t.Errorf("%d store calls, %d cached after a resync, want 1 and 1", m.calls.Load(), r.Len())
+	}
 }
