@@ -26,7 +26,7 @@ type Store interface {
 	DeleteHMACKey(ctx context.Context, projectID, id int64) error
 }
 
-// Handler serves SPEC §3's endpoints. It runs behind the gateway, which has already authenticated
+// Handler serves docs/protocol.md §3's endpoints. It runs behind the gateway, which has already authenticated
 // the caller and checked the role (admin; any valid key for api-key-info) and project; the handler
 // checks the project again so it is safe on its own.
 type Handler struct {

@@ -1,4 +1,4 @@
-// Package admin serves the key-management API of SPEC §3 on the Studio face (apikeys, hmackeys,
+// Package admin serves the key-management API of docs/protocol.md §3 on the Studio face (apikeys, hmackeys,
 // devkeys, api-key-info) from a keys.Store, in the exact JSON shapes the platform's clients expect.
 package admin
 
@@ -9,7 +9,7 @@ import (
 )
 
 // APIKeyView is one row of GET /v1/api/{projectId}/apikeys. APIKey is the display prefix followed by
-// "..." — except for the development key, which SPEC §2 has the Studio list whole.
+// "..." — except for the development key, which docs/protocol.md §2.1 has the Studio list whole.
 type APIKeyView struct {
 	ID               int64      `json:"id"`
 	APIKey           string     `json:"apiKey"`

@@ -28,7 +28,7 @@ var (
 const (
 	// KeyPrefix starts every API key.
 	KeyPrefix = "ei_"
-	// MinKeyLength is the shortest caller-supplied key accepted (SPEC §2).
+	// MinKeyLength is the shortest caller-supplied key accepted (docs/protocol.md §2.1).
 	MinKeyLength = 32
 	// MaxKeyLength bounds what is hashed and stored; longer header values are refused unread.
 	MaxKeyLength = 256
@@ -120,7 +120,7 @@ func DisplayPrefix(key string) string {
 }
 
 // APIKey is a stored API key. Nothing in it can give the key back except DevSecret, which is kept
-// (sealed) only while the key is its project's development key, because SPEC §2 has the Studio list
+// (sealed) only while the key is its project's development key, because docs/protocol.md §2.1 has the Studio list
 // the development key whole and CLI tooling fetch it.
 type APIKey struct {
 	ID               int64     `json:"id"`

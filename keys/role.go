@@ -9,7 +9,7 @@ import (
 // in grants nothing.
 type Role uint8
 
-// The four roles of SPEC §2, from most to least privileged.
+// The four roles of docs/protocol.md §2.2, from most to least privileged.
 const (
 	RoleInvalid             Role = iota
 	RoleAdmin                    // admin: everything

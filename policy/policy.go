@@ -1,5 +1,5 @@
 // Package policy makes keygate's decisions without I/O: which route a request is (face, endpoint
-// class, project), and whether a principal's role and project allow it (SPEC §2's role matrix).
+// class, project), and whether a principal's role and project allow it (docs/protocol.md §2.2's role matrix).
 package policy
 
 import (
@@ -8,7 +8,7 @@ import (
 	"github.com/keygate/keygate/keys"
 )
 
-// Class is what an endpoint does, the columns of SPEC §2's role matrix.
+// Class is what an endpoint does, the columns of docs/protocol.md §2.2's role matrix.
 type Class uint8
 
 // Endpoint classes, from least to most privileged.
@@ -42,7 +42,7 @@ func (c Class) Label() string {
 // Classes lists every class, for metrics and docs.
 var Classes = []Class{ClassRead, ClassAddData, ClassRemote, ClassDeploy, ClassAdmin}
 
-// matrix[role][class]: SPEC §2, verbatim.
+// matrix[role][class]: docs/protocol.md §2.2, verbatim.
 var matrix = [...][6]bool{
 	keys.RoleAdmin:               {false, true, true, true, true, true},
 	keys.RoleIngestionDeployment: {false, true, true, true, true, false},

@@ -9,7 +9,7 @@ import (
 )
 
 func TestRoleMatrix(t *testing.T) {
-	// SPEC §2, row by row: read, add data, remote management, deploy, everything else.
+	// docs/protocol.md §2.2, row by row: read, add data, remote management, deploy, everything else.
 	want := map[keys.Role][5]bool{
 		keys.RoleAdmin:               {true, true, true, true, true},
 		keys.RoleIngestionDeployment: {true, true, true, true, false},

@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// Face is one of keygate's listeners (SPEC §1).
+// Face is one of keygate's listeners (docs/protocol.md §1).
 type Face uint8
 
 // The three faces.
@@ -47,7 +47,7 @@ type Route struct {
 	Public bool
 }
 
-// Endpoint names a key-management endpoint keygate serves itself (SPEC §3).
+// Endpoint names a key-management endpoint keygate serves itself (docs/protocol.md §3).
 type Endpoint string
 
 // Key-management endpoints.
@@ -121,7 +121,7 @@ func CanonicalPath(escaped string) (string, error) {
 	return b.String(), nil
 }
 
-// IngestionCategories are the categories clients send (SPEC §4).
+// IngestionCategories are the categories clients send (docs/protocol.md §4).
 var IngestionCategories = []string{"training", "testing", "anomaly", "validation", "split", "post-processing"}
 
 // Match returns the route for a method and canonical path on a face, or ErrNoRoute.

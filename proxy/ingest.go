@@ -59,7 +59,7 @@ type IngestOptions struct {
 	// Replay remembers accepted signatures; Fallback is used when it fails (Redis down).
 	Replay   verify.ReplayGuard
 	Fallback verify.ReplayGuard
-	// MaxFiles bounds the parts of one multipart upload (SPEC §4: 1000).
+	// MaxFiles bounds the parts of one multipart upload (docs/protocol.md §4: 1000).
 	MaxFiles int
 	Metrics  *Metrics
 	Log      *slog.Logger

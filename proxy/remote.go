@@ -24,7 +24,7 @@ import (
 	"github.com/keygate/keygate/policy"
 )
 
-// RemoteOptions configure the remote-management face (SPEC §6).
+// RemoteOptions configure the remote-management face (docs/protocol.md §6).
 type RemoteOptions struct {
 	// Upstream is the websocket server (ws:// or wss://).
 	Upstream *url.URL

@@ -1,4 +1,4 @@
-// Package verify checks signed samples in the data acquisition format (SPEC §5): it finds the
+// Package verify checks signed samples in the data acquisition format (docs/protocol.md §5): it finds the
 // protected header and the signature in the received bytes — JSON or CBOR — without
 // re-serialising anything, and verifies HMAC-SHA256 over those exact bytes with the signature's
 // 64 characters taken as '0'. It is pure: no I/O, no storage.

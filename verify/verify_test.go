@@ -17,7 +17,7 @@ const vectorKey = "fed53116f20684c067774ebf9e7bcbdc"
 
 func vector(t testing.TB, name string) []byte {
 	t.Helper()
-	// A copy of shared/testdata/signed, SPEC §5's vectors.
+	// The test vectors of docs/protocol.md §5.3.
 	b, err := os.ReadFile(filepath.Join("testdata", "signed", name))
 	if err != nil {
 		t.Fatal(err)

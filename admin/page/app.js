@@ -1,4 +1,4 @@
-// The Keys page: a small client of keygate's key-management API (SPEC §3). The API key and project
+// The Keys page: a small client of keygate's key-management API (docs/protocol.md §3). The API key and project
 // live in sessionStorage only; every request carries x-api-key. No framework, no build step.
 'use strict';
 
@@ -18,7 +18,7 @@ const session = {
 };
 
 // api calls keygate and throws an Error with the API's own message on any failure, including a
-// 2xx answer with success:false (SPEC §3).
+// 2xx answer with success:false (docs/protocol.md §3.1).
 async function api(method, path, body) {
   const init = { method, headers: { 'x-api-key': session.key }, cache: 'no-store' };
   if (body !== undefined) {

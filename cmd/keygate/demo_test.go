@@ -13,7 +13,7 @@ import (
 	"github.com/keygate/keygate/internal/standin"
 )
 
-// TestDemoUploaderSequence replays the command-line uploader's calls (SPEC §3) through the gateway in
+// TestDemoUploaderSequence replays the command-line uploader's calls (docs/protocol.md §3.2) through the gateway in
 // front of the demo's stand-in backend: all succeed with the development (Ingestion) key; a read-only
 // key can look but not upload.
 func TestDemoUploaderSequence(t *testing.T) {

@@ -18,15 +18,15 @@ import (
 type ServeConfig struct {
 	StoreConfig
 
-	// StudioListen is the Studio API face's address (SPEC §1: 4800).
+	// StudioListen is the Studio API face's address (docs/protocol.md §1: 4800).
 	StudioListen string `env:"KEYGATE_STUDIO_LISTEN" envDefault:":4800"`
 	// StudioUpstream is the Studio backend (http:// or https://). Empty: the Studio face is off.
 	StudioUpstream string `env:"KEYGATE_STUDIO_UPSTREAM"`
-	// IngestionListen is the ingestion API face's address (SPEC §1: 4810).
+	// IngestionListen is the ingestion API face's address (docs/protocol.md §1: 4810).
 	IngestionListen string `env:"KEYGATE_INGESTION_LISTEN" envDefault:":4810"`
 	// IngestionUpstream is the ingestion backend. Empty: the ingestion face is off.
 	IngestionUpstream string `env:"KEYGATE_INGESTION_UPSTREAM"`
-	// RemoteListen is the remote-management face's address (SPEC §1: 4802).
+	// RemoteListen is the remote-management face's address (docs/protocol.md §1: 4802).
 	RemoteListen string `env:"KEYGATE_REMOTE_LISTEN" envDefault:":4802"`
 	// RemoteUpstream is the remote-management websocket server (ws:// or wss://). Empty: the face is off.
 	RemoteUpstream string `env:"KEYGATE_REMOTE_UPSTREAM"`
@@ -50,7 +50,7 @@ type ServeConfig struct {
 	UpstreamDialTimeout time.Duration `env:"KEYGATE_UPSTREAM_DIAL_TIMEOUT" envDefault:"5s"`
 	// UpstreamMaxIdleConns is the keep-alive pool per upstream; raise it for very high concurrency.
 	UpstreamMaxIdleConns int `env:"KEYGATE_UPSTREAM_MAX_IDLE_CONNS" envDefault:"512"`
-	// MaxBody caps request bodies (SPEC §4: 100 MB per file). Accepts 100MB, 512KiB, 2000000.
+	// MaxBody caps request bodies (docs/protocol.md §4: 100 MB per file). Accepts 100MB, 512KiB, 2000000.
 	MaxBody ByteSize `env:"KEYGATE_MAX_BODY" envDefault:"100MB"`
 	// StripAPIKey removes x-api-key before forwarding. Keep it (false) when the backend checks keys too.
 	StripAPIKey bool `env:"KEYGATE_STRIP_API_KEY" envDefault:"false"`
@@ -64,7 +64,7 @@ type ServeConfig struct {
 	MaxClockSkew time.Duration `env:"KEYGATE_MAX_CLOCK_SKEW" envDefault:"15m"`
 	// RequireIAT refuses signed samples without iat (off by default: devices without clocks exist).
 	RequireIAT bool `env:"KEYGATE_REQUIRE_IAT" envDefault:"false"`
-	// MaxFiles bounds the files of one /files upload (SPEC §4: 1000).
+	// MaxFiles bounds the files of one /files upload (docs/protocol.md §4: 1000).
 	MaxFiles int `env:"KEYGATE_MAX_FILES" envDefault:"1000"`
 
 	// Rate limits on the ingestion face, written "RATE/UNIT [burst N]" (UNIT s, m or h) or "off":

@@ -15,7 +15,7 @@ import (
 	"github.com/keygate/keygate/verify"
 )
 
-// formatFlag resolves --format or the file extension.
+// formatOf resolves --format or the file extension.
 func formatOf(flagValue, file string, body []byte) (verify.Format, error) {
 	switch strings.ToLower(flagValue) {
 	case "json":

@@ -1,5 +1,5 @@
 // Package apierr is keygate's one error shape: a status, a public message, and the renderer that
-// writes {"success": false, "error": "..."} (SPEC §3) for the gateway and the management API alike.
+// writes {"success": false, "error": "..."} (docs/protocol.md §3.1) for the gateway and the management API alike.
 package apierr
 
 import (
@@ -10,7 +10,7 @@ import (
 )
 
 // Error is a refusal with its HTTP status, built where the decision is made and rendered in one
-// place (WriteError). Public is what the client sees; Err (for logs) is never shown to it.
+// place (Write). Public is what the client sees; Err (for logs) is never shown to it.
 type Error struct {
 	Status     int
 	Public     string
@@ -36,7 +36,7 @@ func New(status int, outcome, public string, err error) *Error {
 	return &Error{Status: status, Public: public, Err: err, Outcome: outcome}
 }
 
-// ErrorBody is the JSON shape of every error keygate answers (SPEC §3).
+// ErrorBody is the JSON shape of every error keygate answers (docs/protocol.md §3.1).
 type ErrorBody struct {
 	Success bool   `json:"success"`
 	Error   string `json:"error"`

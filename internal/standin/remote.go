@@ -9,7 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// Remote is a stand-in remote-management server (SPEC §6) for `keygate demo`: it answers the hello
+// Remote is a stand-in remote-management server (docs/protocol.md §6) for `keygate demo`: it answers the hello
 // that keygate forwards with {"hello": true, "serverTimestamp": …} in the session's encoding, then
 // keeps the session open (pings are answered) until the device leaves.
 type Remote struct{}

@@ -22,7 +22,7 @@ import (
 type Backend struct {
 	// Dir receives uploads as Dir/<project>/<category>/<file>.
 	Dir string
-	// MaxFiles bounds the parts of one multipart upload (SPEC §4: 1000).
+	// MaxFiles bounds the parts of one multipart upload (docs/protocol.md §4: 1000).
 	MaxFiles int
 }
 
