@@ -144,23 +144,6 @@ func NewRemote(o RemoteOptions) *Remote {
 	}
 }
 
-// hello is the device's first message.
-type hello struct {
-	Hello *struct {
-		APIKey     string `json:"apiKey" cbor:"apiKey"`
-		DeviceID   string `json:"deviceId" cbor:"deviceId"`
-		DeviceType string `json:"deviceType" cbor:"deviceType"`
-	} `json:"hello" cbor:"hello"`
-}
-
-var helloCBOR = func() cbor.DecMode {
-	dm, err := cbor.DecOptions{MaxNestedLevels: 16, MaxArrayElements: 4096, MaxMapPairs: 256}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return dm
-}()
-
 func (rm *Remote) count(result string) {
 	if rm.opt.Metrics != nil {
 		rm.opt.Metrics.Hellos.WithLabelValues(result).Inc()
@@ -212,21 +195,17 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	var h hello
-	if msgType == websocket.BinaryMessage {
-		err = helloCBOR.Unmarshal(raw, &h)
-	} else {
-		err = json.Unmarshal(raw, &h)
-	}
-	if err != nil || h.Hello == nil {
-		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "malformed", "the first message must be a hello: {\"hello\": {\"apiKey\": …}}")
+	h, err := parseHello(msgType == websocket.BinaryMessage, raw)
+	if err != nil {
+		// The reason names the problem (a duplicate or case-variant key) but never echoes a value.
+		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "malformed", "the first message must be a hello: {\"hello\": {\"apiKey\": …}}; "+helloProblem(err))
 		return
 	}
-	if h.Hello.APIKey == "" {
+	if h.APIKey == "" {
 		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "unauthorized", "hello.apiKey is missing")
 		return
 	}
-	p, err := rm.opt.Resolver.Resolve(r.Context(), h.Hello.APIKey)
+	p, err := rm.opt.Resolver.Resolve(r.Context(), h.APIKey)
 	switch {
 	case errors.Is(err, cache.ErrUnavailable):
 		rm.refuse(dev, msgType, websocket.CloseTryAgainLater, "unavailable", "key store unavailable, try again shortly")
@@ -239,7 +218,7 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "denied", err.Error())
 		return
 	}
-	s := &session{device: dev, hash: keys.HashKey(h.Hello.APIKey), p: p, deviceID: h.Hello.DeviceID}
+	s := &session{device: dev, hash: keys.HashKey(h.APIKey), p: p, deviceID: h.DeviceID}
 	if reason := rm.admit(s); reason != "" {
 		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "limit", reason)
 		return
