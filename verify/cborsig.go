@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/binary"
 	"math"
+	"strings"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -198,10 +199,46 @@ func (w *cborWalker) mapEntries(off int, fn func(key string, valOff int) (next i
 	return next, nil
 }
 
-type cborProtected struct {
-	Ver string `cbor:"ver"`
-	Alg string `cbor:"alg"`
-	IAT any    `cbor:"iat"`
+// readCBORProtected reads the protected map as parseJSON's twin does: no key twice (decMode), no case
+// variant of ver, alg or iat, ver and alg text strings, iat an integer or a float (not a string, a
+// tag or a bignum).
+func readCBORProtected(b []byte, s *Sample) error {
+	var p map[string]any
+	if err := decMode.Unmarshal(b, &p); err != nil {
+		return malformed("protected is not a valid map")
+	}
+	for k := range p {
+		for _, n := range protectedNames {
+			if k != n && strings.EqualFold(k, n) {
+				return malformed("protected has a case variant of %q", n)
+			}
+		}
+	}
+	for i, dst := range []*string{&s.Ver, &s.Alg} {
+		if v, ok := p[protectedNames[i]]; ok {
+			str, ok := v.(string)
+			if !ok {
+				return malformed("protected.%s must be a text string", protectedNames[i])
+			}
+			*dst = str
+		}
+	}
+	iat, ok := p["iat"]
+	if !ok {
+		return nil
+	}
+	switch v := iat.(type) {
+	case uint64:
+		s.IAT = float64(v)
+	case int64:
+		s.IAT = float64(v)
+	case float64:
+		s.IAT = v
+	default:
+		return malformed("protected.iat must be a number of seconds")
+	}
+	s.HasIAT = true
+	return nil
 }
 
 // parseCBOR is parseJSON's twin: it reads protected and signature, reads the payload only until its
@@ -224,23 +261,8 @@ func parseCBOR(b []byte) (Sample, error) {
 			if err != nil {
 				return 0, false, err
 			}
-			var p cborProtected
-			if err := decMode.Unmarshal(b[off:end], &p); err != nil {
-				return 0, false, malformed("protected is not a valid map")
-			}
-			s.Ver, s.Alg = p.Ver, p.Alg
-			if p.IAT != nil {
-				switch v := p.IAT.(type) {
-				case uint64:
-					s.IAT = float64(v)
-				case int64:
-					s.IAT = float64(v)
-				case float64:
-					s.IAT = v
-				default:
-					return 0, false, malformed("protected.iat is not a number")
-				}
-				s.HasIAT = true
+			if err := readCBORProtected(b[off:end], &s); err != nil {
+				return 0, false, err
 			}
 			return end, false, nil
 		case "signature":

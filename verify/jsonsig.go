@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 )
 
 // maxJSONDepth bounds nesting while skipping values, so hostile input is cheap to refuse.
@@ -171,10 +172,123 @@ func (j *jsonScanner) object(fn func(key string) (stop bool, err error)) error {
 	}
 }
 
-type protectedHeader struct {
-	Ver string       `json:"ver"`
-	Alg string       `json:"alg"`
-	IAT *json.Number `json:"iat"`
+// protectedNames are the protected header's fields, in Sample's order.
+var protectedNames = [...]string{"ver", "alg", "iat"}
+
+// protected reads the protected header strictly: valid JSON, no field twice, no case variant of a
+// field (Go's encoding/json would match "ALG" to alg while JavaScript would not), ver and alg
+// strings, iat a JSON number. A quoted iat ("1700000000") is refused: some readers would take it
+// for a number and some for a string.
+func (j *jsonScanner) protected(s *Sample) error {
+	j.ws()
+	st := j.off
+	if _, en, err := j.skip(); err != nil {
+		return err
+	} else if j.b[st] != '{' || !json.Valid(j.b[st:en]) {
+		return malformed("protected is not a valid object")
+	}
+	j.off = st
+	var seen [len(protectedNames)]bool
+	return j.object(func(k string) (bool, error) {
+		field := -1
+		for i, n := range protectedNames {
+			switch {
+			case k == n:
+				field = i
+			case strings.EqualFold(k, n):
+				return false, malformed("protected has a case variant of %q", n)
+			}
+		}
+		if field < 0 {
+			_, _, err := j.skip()
+			return false, err
+		}
+		if seen[field] {
+			return false, malformed("protected.%s appears twice", protectedNames[field])
+		}
+		seen[field] = true
+		vs, ve, err := j.skip()
+		if err != nil {
+			return false, err
+		}
+		raw := j.b[vs:ve]
+		if field == 2 { // iat
+			if !isJSONNumber(raw) {
+				return false, malformed("protected.iat must be a number of seconds, not %s", jsonKind(raw))
+			}
+			f, err := strconv.ParseFloat(string(raw), 64)
+			if err != nil {
+				return false, malformed("protected.iat is out of range")
+			}
+			s.HasIAT, s.IAT = true, f
+			return false, nil
+		}
+		var v string
+		if raw[0] != '"' || json.Unmarshal(raw, &v) != nil {
+			return false, malformed("protected.%s must be a string", protectedNames[field])
+		}
+		if field == 0 {
+			s.Ver = v
+		} else {
+			s.Alg = v
+		}
+		return false, nil
+	})
+}
+
+// isJSONNumber reports whether b is exactly one JSON number literal (RFC 8259 §6).
+func isJSONNumber(b []byte) bool {
+	i := 0
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	digits := func() int {
+		n := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
+// jsonKind names a JSON value's type for messages, without echoing it.
+func jsonKind(b []byte) string {
+	switch b[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "that value"
 }
 
 // parseJSON walks the top-level object: protected and signature are read, the payload is walked
@@ -191,21 +305,8 @@ func parseJSON(b []byte) (Sample, error) {
 				return false, malformed("duplicate protected")
 			}
 			seenProt = true
-			st, en, err := j.skip()
-			if err != nil {
+			if err := j.protected(&s); err != nil {
 				return false, err
-			}
-			var p protectedHeader
-			if err := json.Unmarshal(b[st:en], &p); err != nil {
-				return false, malformed("protected is not a valid object")
-			}
-			s.Ver, s.Alg = p.Ver, p.Alg
-			if p.IAT != nil {
-				f, err := strconv.ParseFloat(string(*p.IAT), 64)
-				if err != nil {
-					return false, malformed("protected.iat is not a number")
-				}
-				s.HasIAT, s.IAT = true, f
 			}
 		case "signature":
 			if seenSig {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/keygate/keygate/internal/sampletest"
 )
 
@@ -159,6 +161,22 @@ func TestParseJSONForms(t *testing.T) {
 		{"duplicate protected", `{"protected":{"ver":"v1","alg":"none"},"protected":{"ver":"v1","alg":"HS256"},"signature":"00","payload":{}}`, ErrMalformed, 0},
 		{"deep nesting", `{"x":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`, ErrMalformed, 0},
 		{"string iat", `{"protected":{"ver":"v1","alg":"none","iat":"now"},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"numeric string iat", `{"protected":{"ver":"v1","alg":"none","iat":"1700000000"},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"null iat", `{"protected":{"ver":"v1","alg":"none","iat":null},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"boolean iat", `{"protected":{"ver":"v1","alg":"none","iat":true},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"array iat", `{"protected":{"ver":"v1","alg":"none","iat":[1700000000]},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"iat with a plus sign", `{"protected":{"ver":"v1","alg":"none","iat":+1700000000},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"iat with a leading zero", `{"protected":{"ver":"v1","alg":"none","iat":01700000000},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"iat out of range", `{"protected":{"ver":"v1","alg":"none","iat":1e400},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"integer iat", `{"protected":{"ver":"v1","alg":"none","iat":1700000000},"signature":"00","payload":{}}`, nil, 1700000000},
+		{"exponent iat", `{"protected":{"ver":"v1","alg":"none","iat":1.7E9},"signature":"00","payload":{}}`, nil, 1700000000},
+		{"duplicate alg", `{"protected":{"ver":"v1","alg":"none","alg":"HS256"},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"duplicate iat", `{"protected":{"ver":"v1","alg":"none","iat":1,"iat":2},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"case variant ALG", `{"protected":{"ver":"v1","alg":"none","ALG":"HS256"},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"case variant Iat alone", `{"protected":{"ver":"v1","alg":"none","Iat":1},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"number ver", `{"protected":{"ver":1,"alg":"none"},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"invalid JSON inside protected", `{"protected":{"ver":"v1","alg":"none","x":tru},"signature":"00","payload":{}}`, ErrMalformed, 0},
+		{"unknown protected field kept", `{"protected":{"ver":"v1","alg":"none","kid":"x"},"signature":"00","payload":{}}`, nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,6 +215,61 @@ func TestParseCBORForms(t *testing.T) {
 	}
 	if _, err := Parse([]byte{0x61, 'a'}, FormatCBOR); !errors.Is(err, ErrNotSample) {
 		t.Errorf("a text string: %v", err)
+	}
+}
+
+// TestParseCBORProtected: the protected map is read as strictly as JSON's: iat a number, no field
+// twice, no case variant.
+func TestParseCBORProtected(t *testing.T) {
+	enc := func(kv ...any) []byte { // a map in the given order, duplicates kept
+		b := []byte{0xa0 | byte(len(kv)/2)}
+		for _, x := range kv {
+			if raw, ok := x.(cbor.RawMessage); ok {
+				b = append(b, raw...)
+				continue
+			}
+			e, err := cbor.Marshal(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b = append(b, e...)
+		}
+		return b
+	}
+	sample := func(prot []byte) []byte {
+		return enc("protected", cbor.RawMessage(prot), "signature", "00", "payload", map[string]any{"values": []any{}})
+	}
+	tests := []struct {
+		name string
+		prot []byte
+		ok   bool
+		iat  float64
+	}{
+		{"integer iat", enc("ver", "v1", "alg", "none", "iat", 1700000000), true, 1700000000},
+		{"float iat", enc("ver", "v1", "alg", "none", "iat", 1700000000.5), true, 1700000000.5},
+		{"no iat", enc("ver", "v1", "alg", "none"), true, 0},
+		{"string iat", enc("ver", "v1", "alg", "none", "iat", "1700000000"), false, 0},
+		{"byte-string iat", enc("ver", "v1", "alg", "none", "iat", []byte("1700000000")), false, 0},
+		{"tagged time iat", enc("ver", "v1", "alg", "none", "iat", cbor.Tag{Number: 1, Content: 1700000000}), false, 0},
+		{"null iat", enc("ver", "v1", "alg", "none", "iat", nil), false, 0},
+		{"duplicate alg", enc("ver", "v1", "alg", "none", "alg", "HS256"), false, 0},
+		{"case variant ALG", enc("ver", "v1", "alg", "none", "ALG", "HS256"), false, 0},
+		{"case variant Ver alone", enc("Ver", "v1", "alg", "none"), false, 0},
+		{"byte-string alg", enc("ver", "v1", "alg", []byte("none")), false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Parse(sample(tt.prot), FormatCBOR)
+			if tt.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+			if err == nil && s.IAT != tt.iat {
+				t.Errorf("iat %v, want %v", s.IAT, tt.iat)
+			}
+			if err != nil && !errors.Is(err, ErrMalformed) {
+				t.Errorf("err %v is not ErrMalformed", err)
+			}
+		})
 	}
 }
 
