@@ -3,6 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -146,5 +150,44 @@ func TestCLILockedStore(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Error("the command waited for the lock instead of failing at once")
+	}
+}
+
+// TestCLIMissingStore: on a KEYGATE_DATA_DIR with no store, commands that read or change keys fail
+// naming the path and the two variables and create nothing; creating a key makes the store and says where.
+func TestCLIMissingStore(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mistyped")
+	t.Setenv("KEYGATE_DATA_DIR", dir)
+	t.Setenv("KEYGATE_REDIS_URL", "")
+	for _, args := range [][]string{
+		{"keys", "list", "--project", "1"}, {"keys", "revoke", "--project", "1", "--id", "1"},
+		{"hmac", "list", "--project", "1"}, {"devkeys", "--project", "1"},
+		{"settings", "show", "--project", "1"}, {"settings", "set", "--project", "1", "--require-signatures=true"},
+		{"limits", "show", "--project", "1"}, {"limits", "set", "--project", "1", "--rate", "5/s"},
+	} {
+		t.Run(strings.Join(args[:2], " "), func(t *testing.T) {
+			code, out, errOut := cli(t, args...)
+			if code != 1 || out != "" {
+				t.Errorf("exit %d, stdout %q: want 1 and nothing", code, out)
+			}
+			for _, want := range []string{filepath.Join(dir, keys.DataFileName), "KEYGATE_DATA_DIR", "KEYGATE_REDIS_URL"} {
+				if !strings.Contains(errOut, want) {
+					t.Errorf("stderr %q does not name %s", errOut, want)
+				}
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the data directory exists after a failed read: %v", err)
+			}
+		})
+	}
+	code, _, errOut := cli(t, "keys", "create", "--project", "1", "--name", "first", "--role", "admin")
+	if code != 0 || !strings.Contains(errOut, "Created a new key store at "+filepath.Join(dir, keys.DataFileName)) {
+		t.Fatalf("keys create on a missing store: %d %q, want it created and named", code, errOut)
+	}
+	if code, out, _ := cli(t, "keys", "list", "--project", "1"); code != 0 || !strings.Contains(out, "first") {
+		t.Errorf("keys list after create: %d %q", code, out)
+	}
+	if _, _, errOut := cli(t, "keys", "create", "--project", "1", "--name", "second", "--role", "admin"); strings.Contains(errOut, "new key store") {
+		t.Errorf("second create claims a new store: %q", errOut)
 	}
 }

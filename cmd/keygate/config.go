@@ -3,7 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/caarlos0/env/v11"
@@ -83,6 +87,53 @@ func (c StoreConfig) open() (keys.Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ErrNoStore: a command that only reads or changes keys found no embedded store where it looked.
+var ErrNoStore = errors.New("no key store")
+
+// boltPath is where the embedded store's file is (absolute when it can be, so an operator sees
+// which directory a relative KEYGATE_DATA_DIR meant).
+func (c StoreConfig) boltPath() string {
+	p := filepath.Join(c.DataDir, keys.DataFileName)
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// openExisting opens the configured store for a command that reads or changes keys: on the
+// embedded store it refuses to create a file (or directory) that is not there, because a mistyped
+// KEYGATE_DATA_DIR would otherwise answer from a new, empty store.
+func (c StoreConfig) openExisting() (keys.Store, error) {
+	if _, err := c.sealer(); err != nil { // a bad setting is reported before a missing store
+		return nil, err
+	}
+	if c.RedisURL == "" {
+		path := c.boltPath()
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s: set KEYGATE_DATA_DIR to the directory that holds %s, or KEYGATE_REDIS_URL to use Redis "+
+				"(`keygate keys create` or `keygate hmac create` makes a new store)", ErrNoStore, path, keys.DataFileName)
+		} else if err != nil {
+			return nil, fmt.Errorf("key store %s: %w", path, err)
+		}
+	}
+	return c.open()
+}
+
+// openOrCreate opens the configured store for a command that creates keys, creating the embedded
+// store if it is not there and saying where on stderr.
+func (c StoreConfig) openOrCreate(stderr io.Writer) (keys.Store, error) {
+	if c.RedisURL != "" {
+		return c.open()
+	}
+	path := c.boltPath()
+	_, statErr := os.Stat(path)
+	s, err := c.open()
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "Created a new key store at %s (KEYGATE_DATA_DIR; set KEYGATE_REDIS_URL to use Redis instead).\n", path)
+	}
+	return s, err
 }
 
 // warnPlaintext is the loud warning for secrets stored without encryption.

@@ -67,13 +67,28 @@ func parseProject(fs *flag.FlagSet, args []string, project func() (int64, error)
 	return project()
 }
 
-// withStore opens the configured store for one command.
+// withStore opens the configured store, which must exist, for one command that reads or changes keys.
 func withStore(fn func(keys.Store) error) error {
 	cfg, err := loadStoreConfig()
 	if err != nil {
 		return err
 	}
-	s, err := cfg.open()
+	s, err := cfg.openExisting()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
+// withNewStore opens the configured store for a command that creates keys: the only commands that
+// may create the embedded store (they say so on stderr when they do).
+func withNewStore(stderr io.Writer, fn func(keys.Store) error) error {
+	cfg, err := loadStoreConfig()
+	if err != nil {
+		return err
+	}
+	s, err := cfg.openOrCreate(stderr)
 	if err != nil {
 		return err
 	}
@@ -114,7 +129,7 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	} else if err := keys.ValidateAPIKey(k); err != nil {
 		return usagef("keys create: --key: %v", err)
 	}
-	return withStore(func(s keys.Store) error {
+	return withNewStore(stderr, func(s keys.Store) error {
 		ak, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: k})
 		if err != nil {
 			return err
@@ -232,7 +247,7 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.MasterKey == "" {
 		warnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
 	}
-	return withStore(func(s keys.Store) error {
+	return withNewStore(stderr, func(s keys.Store) error {
 		hk, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev})
 		if err != nil {
 			return err
