@@ -12,9 +12,10 @@ build:
 	$(GO) build -o bin/keygate ./cmd/keygate
 
 # deps installs the system packages the tests drive for real (Debian/Ubuntu, as root or via sudo):
-# redis-server, and Debian's chromium for the Keys page's browser test.
+# redis-server, Debian's chromium for the Keys page's browser test, and systemd-analyze for the unit check.
 deps:
 	@missing=; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
