@@ -21,7 +21,8 @@ type ProjectStore interface {
 
 // Project is what the ingestion path needs of a project on every request.
 type Project struct {
-	// HMACKeys are the project's HMAC keys (their UTF-8 bytes), development key first.
+	// HMACKeys are the project's HMAC keys (their UTF-8 bytes), development key first, then the
+	// secrets replaced by a roll that still verify during their grace.
 	HMACKeys [][]byte
 	Settings keys.ProjectSettings
 }
@@ -29,6 +30,23 @@ type Project struct {
 type projEntry struct {
 	p       Project
 	fetched time.Time
+	// until is the earliest end of a rolled secret's grace (zero: none): the entry is not used past
+	// it, so the cache TTL never extends a grace. current is p without the rolled secrets.
+	until   time.Time
+	current Project
+}
+
+// fresh says whether the entry may be served at now without asking the store.
+func (e projEntry) fresh(now time.Time, ttl time.Duration) bool {
+	return now.Sub(e.fetched) < ttl && (e.until.IsZero() || now.Before(e.until))
+}
+
+// at is the entry as it may be served at now (without rolled secrets past their grace).
+func (e projEntry) at(now time.Time) Project {
+	if !e.until.IsZero() && !now.Before(e.until) {
+		return e.current
+	}
+	return e.p
 }
 
 // Projects caches per-project HMAC keys and settings with the same rules as the Resolver: a TTL,
@@ -54,7 +72,7 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 	c.mu.RLock()
 	e, ok := c.m[pid]
 	c.mu.RUnlock()
-	if ok && now.Sub(e.fetched) < c.opt.TTL {
+	if ok && e.fresh(now, c.opt.TTL) {
 		return e.p, nil
 	}
 	v, err, _ := c.sf.Do(strconv.FormatInt(pid, 10), func() (any, error) {
@@ -79,15 +97,30 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 				p.HMACKeys = append(p.HMACKeys, []byte(k.Secret))
 			}
 		}
+		entry := projEntry{fetched: c.opt.Now(), current: p}
+		for _, k := range hk {
+			if k.Previous != "" && k.PreviousUntil.After(entry.fetched) {
+				if entry.until.IsZero() || k.PreviousUntil.Before(entry.until) {
+					entry.until = k.PreviousUntil
+				}
+				if len(entry.p.HMACKeys) == 0 {
+					entry.p = Project{Settings: st, HMACKeys: append([][]byte(nil), p.HMACKeys...)}
+				}
+				entry.p.HMACKeys = append(entry.p.HMACKeys, []byte(k.Previous))
+			}
+		}
+		if entry.p.HMACKeys == nil {
+			entry.p = p
+		}
 		c.mu.Lock()
 		if c.gen == gen { // not invalidated while reading
 			if len(c.m) >= c.opt.Size {
 				clear(c.m)
 			}
-			c.m[pid] = projEntry{p: p, fetched: c.opt.Now()}
+			c.m[pid] = entry
 		}
 		c.mu.Unlock()
-		return p, nil
+		return entry.p, nil
 	})
 	if err == nil {
 		return v.(Project), nil
@@ -96,7 +129,7 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 		return Project{}, err
 	}
 	if ok && now.Sub(e.fetched) < c.opt.TTL+c.opt.Grace {
-		return e.p, nil
+		return e.at(now), nil
 	}
 	return Project{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

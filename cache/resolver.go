@@ -18,8 +18,10 @@ import (
 
 // Sentinel errors the gateway maps to statuses.
 var (
-	// ErrUnknownKey: the key is malformed, unknown or revoked (401).
+	// ErrUnknownKey: the key is malformed, unknown or revoked (401), or a rolled secret past its grace.
 	ErrUnknownKey = errors.New("unknown or revoked API key")
+	// ErrExpired: the key has expired (401 "API key expired").
+	ErrExpired = errors.New("API key expired")
 	// ErrUnavailable: the key needs a lookup and the store cannot answer (503, never 401).
 	ErrUnavailable = errors.New("key store unavailable")
 )
@@ -139,7 +141,11 @@ func NewResolver(store Lookup, opt Options) *Resolver {
 	return r
 }
 
-// Resolve returns the principal for an x-api-key value, ErrUnknownKey, or ErrUnavailable.
+// Resolve returns the principal for an x-api-key value, ErrUnknownKey, ErrExpired, or ErrUnavailable.
+//
+// Every principal it returns — fresh, cached or stale — is checked against its absolute deadlines
+// (expiry, a rolled secret's grace) on this replica's clock, so neither the cache TTL nor the
+// outage grace can make a key outlive them.
 func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, error) {
 	if !keys.LooksLikeAPIKey(key) {
 		r.stats.Malformed.Add(1)
@@ -151,15 +157,18 @@ func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, err
 		age := now.Sub(e.fetched)
 		if age < r.opt.TTL {
 			r.stats.Hits.Add(1)
-			return e.p, nil
+			return usable(e.p, now)
 		}
 		p, err := r.fill(ctx, h)
-		if err == nil || errors.Is(err, ErrUnknownKey) {
+		if err == nil {
+			return usable(p, r.opt.Now())
+		}
+		if errors.Is(err, ErrUnknownKey) {
 			return p, err
 		}
 		if age < r.opt.TTL+r.opt.Grace {
 			r.stats.Stale.Add(1)
-			return e.p, nil
+			return usable(e.p, now)
 		}
 		return keys.Principal{}, err
 	}
@@ -168,7 +177,25 @@ func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, err
 		return keys.Principal{}, ErrUnknownKey
 	}
 	r.stats.Misses.Add(1)
-	return r.fill(ctx, h)
+	p, err := r.fill(ctx, h)
+	if err != nil {
+		return p, err
+	}
+	return usable(p, r.opt.Now())
+}
+
+// usable refuses a principal past its expiry or its roll grace: two integer comparisons.
+func usable(p keys.Principal, now time.Time) (keys.Principal, error) {
+	if p.Expires == 0 && p.GraceUntil == 0 {
+		return p, nil
+	}
+	switch ok, expired := p.Usable(now.UnixMilli()); {
+	case ok:
+		return p, nil
+	case expired:
+		return keys.Principal{}, ErrExpired
+	}
+	return keys.Principal{}, ErrUnknownKey
 }
 
 // fill asks the store, once for all concurrent callers of one key, and caches a definite answer.

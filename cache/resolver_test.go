@@ -337,3 +337,58 @@ func TestLookupAfterResyncIsCached(t *testing.T) {
 		t.Errorf("%d store calls, %d cached after a resync, want 1 and 1", m.calls.Load(), r.Len())
 	}
 }
+
+// TestResolveDeadlines: a cached principal is refused at its expiry or at the end of its roll grace
+// on this replica's clock, with no store call, and neither the TTL nor the outage grace extends it.
+func TestResolveDeadlines(t *testing.T) {
+	tests := []struct {
+		name    string
+		set     func(p *keys.Principal, at time.Time)
+		wantErr error
+	}{
+		{"expiry", func(p *keys.Principal, at time.Time) { p.Expires = at.UnixMilli() }, ErrExpired},
+		{"roll grace", func(p *keys.Principal, at time.Time) { p.GraceUntil = at.UnixMilli() }, ErrUnknownKey},
+		{"grace ends before expiry", func(p *keys.Principal, at time.Time) {
+			p.GraceUntil, p.Expires = at.UnixMilli(), at.Add(time.Hour).UnixMilli()
+		}, ErrUnknownKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, outage := range []bool{false, true} {
+				r, m, c, key, p := setup(t)
+				ctx := context.Background()
+				deadline := c.Now().Add(10 * time.Second) // well inside the 30s TTL
+				tt.set(&p, deadline)
+				m.set(func() { m.table[keys.HashKey(key)] = p })
+				if got, err := r.Resolve(ctx, key); err != nil || got != p {
+					t.Fatalf("before the deadline: %+v %v", got, err)
+				}
+				calls := m.calls.Load()
+				c.Advance(9999 * time.Millisecond)
+				if _, err := r.Resolve(ctx, key); err != nil {
+					t.Fatalf("1ms before the deadline: %v", err)
+				}
+				c.Advance(time.Millisecond)
+				if _, err := r.Resolve(ctx, key); !errors.Is(err, tt.wantErr) {
+					t.Errorf("at the deadline (cached): err = %v, want %v", err, tt.wantErr)
+				}
+				if m.calls.Load() != calls {
+					t.Errorf("the deadline check asked the store (%d calls)", m.calls.Load()-calls)
+				}
+				if outage {
+					// Past the TTL with the store down: the stale entry is served only if still usable.
+					m.set(func() { m.err = errors.New("down") })
+					c.Advance(25 * time.Second)
+					if _, err := r.Resolve(ctx, key); !errors.Is(err, tt.wantErr) {
+						t.Errorf("stale during an outage: err = %v, want %v", err, tt.wantErr)
+					}
+				} else {
+					c.Advance(25 * time.Second)
+					if _, err := r.Resolve(ctx, key); !errors.Is(err, tt.wantErr) {
+						t.Errorf("after a refresh: err = %v, want %v", err, tt.wantErr)
+					}
+				}
+			}
+		})
+	}
+}

@@ -21,6 +21,7 @@ type BoltStore struct {
 	sealer *Sealer
 	events *broker
 	now    func() time.Time
+	life   Lifecycle
 }
 
 var (
@@ -29,6 +30,7 @@ var (
 	bktLastUsed = []byte("lastused") // project(8) id(8) -> unix ms
 	bktHMAC     = []byte("hmackeys") // project(8) id(8) -> hmacRecord
 	bktSettings = []byte("settings") // project(8) -> ProjectSettings
+	bktAudit    = []byte("audit")    // project(8) unix ms(8) seq(8) -> AuditEvent
 )
 
 // DataFileName is the bbolt file inside the data directory.
@@ -52,7 +54,7 @@ func OpenBolt(dir string, sealer *Sealer, lockWait time.Duration) (*BoltStore, e
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bktAPIKeys, bktIndex, bktLastUsed, bktHMAC, bktSettings} {
+		for _, b := range [][]byte{bktAPIKeys, bktIndex, bktLastUsed, bktHMAC, bktSettings, bktAudit} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -63,7 +65,7 @@ func OpenBolt(dir string, sealer *Sealer, lockWait time.Duration) (*BoltStore, e
 		db.Close()
 		return nil, fmt.Errorf("init %s: %w", path, err)
 	}
-	return &BoltStore{db: db, sealer: sealer, events: newBroker(), now: time.Now}, nil
+	return &BoltStore{db: db, sealer: sealer, events: newBroker(), now: time.Now, life: Lifecycle{}.withDefaults()}, nil
 }
 
 var _ Store = (*BoltStore)(nil)
@@ -136,9 +138,22 @@ func (s *BoltStore) CreateAPIKey(_ context.Context, n NewAPIKey) (APIKey, error)
 	return rec.apiKey(s.sealer)
 }
 
-// ListAPIKeys implements Store.
+// SetLifecycle implements Store.
+func (s *BoltStore) SetLifecycle(l Lifecycle) { s.life = l.withDefaults() }
+
+// lastUsed decodes a lastused value: unix ms (8 bytes) then the client address.
+func lastUsed(ak *APIKey, b []byte) {
+	if len(b) >= 8 {
+		ak.LastUsed = time.UnixMilli(int64(binary.BigEndian.Uint64(b))).UTC()
+		ak.LastUsedIP = string(b[8:])
+	}
+}
+
+// ListAPIKeys implements Store. Expired keys past the retention are removed on the way.
 func (s *BoltStore) ListAPIKeys(_ context.Context, projectID int64) ([]APIKey, error) {
 	var out []APIKey
+	var gone []int64
+	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		lu := tx.Bucket(bktLastUsed)
 		c := tx.Bucket(bktAPIKeys).Cursor()
@@ -148,19 +163,25 @@ func (s *BoltStore) ListAPIKeys(_ context.Context, projectID int64) ([]APIKey, e
 			if err != nil {
 				return err
 			}
+			if rec.gone(now, s.life.ExpiredRetention) {
+				gone = append(gone, rec.ID)
+				continue
+			}
 			ak, err := rec.apiKey(s.sealer)
 			if err != nil {
 				return err
 			}
-			if b := lu.Get(k); len(b) == 8 {
-				ak.LastUsed = time.UnixMilli(int64(binary.BigEndian.Uint64(b))).UTC()
-			}
+			lastUsed(&ak, lu.Get(k))
 			out = append(out, ak)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	for _, id := range gone {
+		// Best effort: a failure leaves the record for the next listing.
+		_ = s.RevokeAPIKey(context.Background(), projectID, id)
 	}
 	return out, nil
 }
@@ -177,10 +198,11 @@ func (s *BoltStore) GetAPIKey(_ context.Context, projectID, id int64) (APIKey, e
 		if err != nil {
 			return err
 		}
-		ak, err = rec.apiKey(s.sealer)
-		if b := tx.Bucket(bktLastUsed).Get(pik(projectID, id)); len(b) == 8 {
-			ak.LastUsed = time.UnixMilli(int64(binary.BigEndian.Uint64(b))).UTC()
+		if rec.gone(s.now(), s.life.ExpiredRetention) {
+			return ErrNotFound
 		}
+		ak, err = rec.apiKey(s.sealer)
+		lastUsed(&ak, tx.Bucket(bktLastUsed).Get(pik(projectID, id)))
 		return err
 	})
 	if err != nil {
@@ -191,7 +213,7 @@ func (s *BoltStore) GetAPIKey(_ context.Context, projectID, id int64) (APIKey, e
 
 // RevokeAPIKey implements Store.
 func (s *BoltStore) RevokeAPIKey(_ context.Context, projectID, id int64) error {
-	var h Hash
+	var hs []Hash
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		ab := tx.Bucket(bktAPIKeys)
 		k := pik(projectID, id)
@@ -203,11 +225,11 @@ func (s *BoltStore) RevokeAPIKey(_ context.Context, projectID, id int64) error {
 		if err != nil {
 			return err
 		}
-		if h, err = ParseHash(rec.Hash); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bktIndex).Delete(h[:]); err != nil {
-			return err
+		hs = rec.hashes()
+		for _, h := range hs {
+			if err := tx.Bucket(bktIndex).Delete(h[:]); err != nil {
+				return err
+			}
 		}
 		if err := tx.Bucket(bktLastUsed).Delete(k); err != nil {
 			return err
@@ -217,7 +239,9 @@ func (s *BoltStore) RevokeAPIKey(_ context.Context, projectID, id int64) error {
 	if err != nil {
 		return fmt.Errorf("revoke api key %d: %w", id, err)
 	}
-	s.events.publish(Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
+	for _, h := range hs {
+		s.events.publish(Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
+	}
 	return nil
 }
 
@@ -234,8 +258,15 @@ func (s *BoltStore) LookupAPIKey(_ context.Context, h Hash) (Principal, error) {
 			return ErrNotFound
 		}
 		rec, err := decode[apiKeyRecord](v)
-		p = rec.principal()
-		return err
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		var ok bool
+		if p, ok = rec.principalFor(h, now); !ok || rec.gone(now, s.life.ExpiredRetention) {
+			return ErrNotFound
+		}
+		return nil
 	})
 	if err != nil {
 		return Principal{}, fmt.Errorf("lookup api key: %w", err)
@@ -255,12 +286,11 @@ func (s *BoltStore) TouchAPIKeys(_ context.Context, used []Usage) error {
 			if ab.Get(k) == nil {
 				continue
 			}
-			if old := lu.Get(k); len(old) == 8 && int64(binary.BigEndian.Uint64(old)) >= u.At.UnixMilli() {
+			if old := lu.Get(k); len(old) >= 8 && int64(binary.BigEndian.Uint64(old)) >= u.At.UnixMilli() {
 				continue
 			}
-			var b [8]byte
-			binary.BigEndian.PutUint64(b[:], uint64(u.At.UnixMilli()))
-			if err := lu.Put(k, b[:]); err != nil {
+			b := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(u.IP)), uint64(u.At.UnixMilli()))
+			if err := lu.Put(k, append(b, u.IP...)); err != nil {
 				return err
 			}
 		}
@@ -309,12 +339,13 @@ func (s *BoltStore) CreateHMACKey(_ context.Context, n NewHMACKey) (HMACKey, err
 		return HMACKey{}, fmt.Errorf("create hmac key: %w", err)
 	}
 	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: n.ProjectID})
-	return rec.hmacKey(s.sealer)
+	return rec.hmacKey(s.sealer, s.now())
 }
 
 // ListHMACKeys implements Store.
 func (s *BoltStore) ListHMACKeys(_ context.Context, projectID int64) ([]HMACKey, error) {
 	var out []HMACKey
+	now := s.now()
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktHMAC).Cursor()
 		prefix := pk(projectID)
@@ -323,7 +354,7 @@ func (s *BoltStore) ListHMACKeys(_ context.Context, projectID int64) ([]HMACKey,
 			if err != nil {
 				return err
 			}
-			hk, err := rec.hmacKey(s.sealer)
+			hk, err := rec.hmacKey(s.sealer, now)
 			if err != nil {
 				return err
 			}
@@ -404,3 +435,266 @@ func (s *BoltStore) Check(context.Context) error { return nil }
 
 // Close implements Store.
 func (s *BoltStore) Close() error { return s.db.Close() }
+
+// clearDevAPI takes the development flag (and kept secret) off a project's API keys but except,
+// returning the hashes whose principal changed.
+func clearDevAPI(ab *bolt.Bucket, projectID, except int64) ([]Hash, error) {
+	var moved []Hash
+	c := ab.Cursor()
+	prefix := pk(projectID)
+	for k, v := c.Seek(prefix); k != nil && string(k[:8]) == string(prefix); k, v = c.Next() {
+		old, err := decode[apiKeyRecord](v)
+		if err != nil {
+			return nil, err
+		}
+		if old.Dev && old.ID != except {
+			old.Dev, old.DevSecret = false, ""
+			if err := ab.Put(append([]byte(nil), k...), encode(old)); err != nil {
+				return nil, err
+			}
+			moved = append(moved, old.hashes()...)
+		}
+	}
+	return moved, nil
+}
+
+func clearDevHMAC(hb *bolt.Bucket, projectID, except int64) error {
+	c := hb.Cursor()
+	prefix := pk(projectID)
+	for k, v := c.Seek(prefix); k != nil && string(k[:8]) == string(prefix); k, v = c.Next() {
+		old, err := decode[hmacRecord](v)
+		if err != nil {
+			return err
+		}
+		if old.Dev && old.ID != except {
+			old.Dev = false
+			if err := hb.Put(append([]byte(nil), k...), encode(old)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// RollAPIKey implements Store.
+func (s *BoltStore) RollAPIKey(_ context.Context, projectID, id int64, newKey string, grace time.Duration) (APIKey, error) {
+	if err := ValidateAPIKey(newKey); err != nil {
+		return APIKey{}, err
+	}
+	var rec apiKeyRecord
+	var dead, changed []Hash
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ab, ix := tx.Bucket(bktAPIKeys), tx.Bucket(bktIndex)
+		k := pik(projectID, id)
+		v := ab.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		if rec, err = decode[apiKeyRecord](v); err != nil {
+			return err
+		}
+		nh := HashKey(newKey)
+		if ix.Get(nh[:]) != nil {
+			return ErrExists
+		}
+		if dead, err = rec.roll(newKey, grace, s.now(), s.sealer); err != nil {
+			return err
+		}
+		for _, h := range dead {
+			if err := ix.Delete(h[:]); err != nil {
+				return err
+			}
+		}
+		changed = rec.hashes()
+		if err := ix.Put(nh[:], k); err != nil {
+			return err
+		}
+		return ab.Put(k, encode(rec))
+	})
+	if err != nil {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, err)
+	}
+	for _, h := range dead {
+		s.events.publish(Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
+	}
+	for _, h := range changed {
+		s.events.publish(Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: h})
+	}
+	return rec.apiKey(s.sealer)
+}
+
+// SetDevelopmentAPIKey implements Store.
+func (s *BoltStore) SetDevelopmentAPIKey(_ context.Context, projectID, id int64, key string) (APIKey, error) {
+	var rec apiKeyRecord
+	var moved []Hash
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ab := tx.Bucket(bktAPIKeys)
+		k := pik(projectID, id)
+		v := ab.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		if rec, err = decode[apiKeyRecord](v); err != nil {
+			return err
+		}
+		if HashKey(key).String() != rec.Hash {
+			return ErrWrongKey
+		}
+		if moved, err = clearDevAPI(ab, projectID, id); err != nil {
+			return err
+		}
+		if rec.Dev {
+			return nil
+		}
+		if rec.DevSecret, err = s.sealer.Seal(key, sealKindDevKey, projectID, id); err != nil {
+			return err
+		}
+		rec.Dev = true
+		moved = append(moved, rec.hashes()...)
+		return ab.Put(k, encode(rec))
+	})
+	if err != nil {
+		return APIKey{}, fmt.Errorf("set development key %d: %w", id, err)
+	}
+	for _, h := range moved {
+		s.events.publish(Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: h})
+	}
+	return rec.apiKey(s.sealer)
+}
+
+// RollHMACKey implements Store.
+func (s *BoltStore) RollHMACKey(_ context.Context, projectID, id int64, newSecret string, grace time.Duration) (HMACKey, error) {
+	var rec hmacRecord
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		hb := tx.Bucket(bktHMAC)
+		k := pik(projectID, id)
+		v := hb.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		if rec, err = decode[hmacRecord](v); err != nil {
+			return err
+		}
+		if err := rec.roll(newSecret, grace, s.now(), s.sealer); err != nil {
+			return err
+		}
+		return hb.Put(k, encode(rec))
+	})
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("roll hmac key %d: %w", id, err)
+	}
+	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: projectID})
+	return rec.hmacKey(s.sealer, s.now())
+}
+
+// SetDevelopmentHMACKey implements Store.
+func (s *BoltStore) SetDevelopmentHMACKey(_ context.Context, projectID, id int64) (HMACKey, error) {
+	var rec hmacRecord
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		hb := tx.Bucket(bktHMAC)
+		k := pik(projectID, id)
+		v := hb.Get(k)
+		if v == nil {
+			return ErrNotFound
+		}
+		var err error
+		if rec, err = decode[hmacRecord](v); err != nil {
+			return err
+		}
+		if err := clearDevHMAC(hb, projectID, id); err != nil {
+			return err
+		}
+		rec.Dev = true
+		return hb.Put(k, encode(rec))
+	})
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("set development hmac key %d: %w", id, err)
+	}
+	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: projectID})
+	return rec.hmacKey(s.sealer, s.now())
+}
+
+func auditKey(projectID int64, ms, seq uint64) []byte {
+	b := make([]byte, 0, 24)
+	b = binary.BigEndian.AppendUint64(b, uint64(projectID))
+	b = binary.BigEndian.AppendUint64(b, ms)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
+// AppendAudit implements Store.
+func (s *BoltStore) AppendAudit(_ context.Context, projectID int64, e AuditEvent) error {
+	now := s.now()
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = e.Time.UTC().Truncate(time.Millisecond)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bktAudit)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		// Retention: the project's events are in time order, so the old ones are a prefix.
+		cutoff := auditKey(projectID, uint64(now.Add(-s.life.AuditRetention).UnixMilli()), 0)
+		c := b.Cursor()
+		prefix := pk(projectID)
+		for k, _ := c.Seek(prefix); k != nil && string(k[:8]) == string(prefix) && string(k) < string(cutoff); k, _ = c.Seek(prefix) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return b.Put(auditKey(projectID, uint64(e.Time.UnixMilli()), seq), encode(e))
+	})
+	if err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
+	return nil
+}
+
+// ListAudit implements Store.
+func (s *BoltStore) ListAudit(_ context.Context, projectID int64, limit int, before string) ([]AuditEvent, string, error) {
+	start := auditKey(projectID+1, 0, 0) // just past the project's last event
+	if before != "" {
+		ms, seq, err := parseCursor(before)
+		if err != nil {
+			return nil, "", err
+		}
+		start = auditKey(projectID, ms, seq)
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	var out []AuditEvent
+	next := ""
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bktAudit).Cursor()
+		k, v := c.Seek(start)
+		if k == nil {
+			k, v = c.Last()
+		} else {
+			k, v = c.Prev()
+		}
+		prefix := pk(projectID)
+		cutoff := uint64(s.now().Add(-s.life.AuditRetention).UnixMilli())
+		for ; k != nil && string(k[:8]) == string(prefix) && binary.BigEndian.Uint64(k[8:16]) >= cutoff; k, v = c.Prev() {
+			if len(out) == limit {
+				next = out[len(out)-1].Cursor
+				return nil
+			}
+			e, err := decode[AuditEvent](v)
+			if err != nil {
+				return err
+			}
+			e.Cursor = fmt.Sprintf("%d-%d", binary.BigEndian.Uint64(k[8:16]), binary.BigEndian.Uint64(k[16:24]))
+			out = append(out, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit events: %w", err)
+	}
+	return out, next, nil
+}

@@ -45,7 +45,7 @@ func TestGenerateAPIKey(t *testing.T) {
 		}
 	}
 	h, _ := GenerateHMACKey()
-	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(h) {
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(h) {
 		t.Errorf("hmac key %q", h)
 	}
 }

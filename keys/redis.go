@@ -17,10 +17,13 @@ import (
 // the hash tag {p<id>}, so Redis Cluster keeps them in one slot and transactions over them work):
 //
 //	kg:{p<pid>}:apikeys   HASH  id -> apiKeyRecord (JSON)
-//	kg:{p<pid>}:lastused  HASH  id -> unix ms
+//	kg:{p<pid>}:lastused  HASH  id -> "unix ms|client address"
 //	kg:{p<pid>}:hmackeys  HASH  id -> hmacRecord (JSON, secret sealed)
 //	kg:{p<pid>}:settings  STRING ProjectSettings (JSON)
-//	kg:apikey:<sha256>    STRING the principal: what a lookup reads, in one GET
+//	kg:{p<pid>}:audit     STREAM audit events (field "e": AuditEvent JSON), trimmed by MINID
+//	kg:apikey:<sha256>    STRING the principal: what a lookup reads, in one GET. A rolled secret's
+//	                      record carries its grace deadline and has Redis expire it then (PXAT);
+//	                      an expiring key's expires with it once its listing retention is over.
 //	kg:seq                INCR  id sequence
 //
 // Changes are announced on the pub/sub channel kg:events.
@@ -28,6 +31,7 @@ type RedisStore struct {
 	rdb    redis.UniversalClient
 	sealer *Sealer
 	now    func() time.Time
+	life   Lifecycle
 }
 
 // EventsChannel is the pub/sub channel on which changes are announced.
@@ -37,7 +41,7 @@ var _ Store = (*RedisStore)(nil)
 
 // NewRedisStore uses an existing client (standalone, Sentinel or Cluster).
 func NewRedisStore(rdb redis.UniversalClient, sealer *Sealer) *RedisStore {
-	return &RedisStore{rdb: rdb, sealer: sealer, now: time.Now}
+	return &RedisStore{rdb: rdb, sealer: sealer, now: time.Now, life: Lifecycle{}.withDefaults()}
 }
 
 // Client is the underlying Redis client, shared with the rate limiter and the replay guard.
@@ -103,15 +107,54 @@ func indexKey(h Hash) string { return "kg:apikey:" + h.String() }
 
 // indexRecord is what a lookup reads: a principal, nothing secret.
 type indexRecord struct {
-	ID        int64  `json:"id"`
-	ProjectID int64  `json:"project"`
-	Name      string `json:"name"`
-	Role      Role   `json:"role"`
-	Dev       bool   `json:"dev,omitempty"`
+	ID         int64  `json:"id"`
+	ProjectID  int64  `json:"project"`
+	Name       string `json:"name"`
+	Role       Role   `json:"role"`
+	Dev        bool   `json:"dev,omitempty"`
+	Expires    int64  `json:"exp,omitempty"`
+	GraceUntil int64  `json:"grace,omitempty"`
 }
 
 func indexOf(r apiKeyRecord) []byte {
-	return encode(indexRecord{ID: r.ID, ProjectID: r.ProjectID, Name: r.Name, Role: r.Role, Dev: r.Dev})
+	return encode(indexRecord{ID: r.ID, ProjectID: r.ProjectID, Name: r.Name, Role: r.Role, Dev: r.Dev, Expires: unixMilli(r.Expires)})
+}
+
+// indexOfOld is the lookup record of the secret a roll replaced (it carries the grace deadline).
+func indexOfOld(r apiKeyRecord) []byte {
+	return encode(indexRecord{ID: r.ID, ProjectID: r.ProjectID, Name: r.Name, Role: r.Role, Dev: r.Dev, Expires: unixMilli(r.Expires),
+		GraceUntil: unixMilli(r.OldUntil)})
+}
+
+// indexDeadline is when Redis may drop the current secret's lookup record: never for a key without
+// expiry, else once the expired key's retention is over.
+func (s *RedisStore) indexDeadline(r apiKeyRecord) time.Time {
+	if r.Expires.IsZero() {
+		return time.Time{}
+	}
+	return r.Expires.Add(s.life.ExpiredRetention)
+}
+
+// SetLifecycle implements Store.
+func (s *RedisStore) SetLifecycle(l Lifecycle) { s.life = l.withDefaults() }
+
+// refreshIndex rewrites the lookup records of a record whose principal changed, only where they
+// still exist (so a concurrent revoke is never undone) and keeping their expiry.
+func (s *RedisStore) refreshIndex(ctx context.Context, r apiKeyRecord) ([]Hash, error) {
+	var out []Hash
+	if h, err := ParseHash(r.Hash); err == nil {
+		if err := s.rdb.SetArgs(ctx, indexKey(h), indexOf(r), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	if h, err := ParseHash(r.OldHash); err == nil {
+		if err := s.rdb.SetArgs(ctx, indexKey(h), indexOfOld(r), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 func (s *RedisStore) publish(ctx context.Context, e Event) error {
@@ -197,8 +240,12 @@ func (s *RedisStore) CreateAPIKey(ctx context.Context, n NewAPIKey) (APIKey, err
 		return APIKey{}, fmt.Errorf("create api key: %w", err)
 	}
 	h := HashKey(n.Key)
+	var ttl time.Duration
+	if d := s.indexDeadline(rec); !d.IsZero() {
+		ttl = d.Sub(s.now())
+	}
 	// Reserve the hash first: it is the uniqueness check, and a key must never have two records.
-	ok, err := s.rdb.SetNX(ctx, indexKey(h), indexOf(rec), 0).Result()
+	ok, err := s.rdb.SetNX(ctx, indexKey(h), indexOf(rec), ttl).Result()
 	if err != nil {
 		return APIKey{}, fmt.Errorf("create api key: %w", err)
 	}
@@ -239,15 +286,13 @@ func (s *RedisStore) CreateAPIKey(ctx context.Context, n NewAPIKey) (APIKey, err
 		return APIKey{}, fmt.Errorf("create api key: %w", err)
 	}
 	for _, old := range moved {
-		oh, err := ParseHash(old.Hash)
+		hs, err := s.refreshIndex(ctx, old)
 		if err != nil {
-			continue
-		}
-		// XX: only update a principal that still exists, so a concurrent revoke is never undone.
-		if err := s.rdb.SetXX(ctx, indexKey(oh), indexOf(old), 0).Err(); err != nil {
 			return APIKey{}, fmt.Errorf("create api key: move development flag: %w", err)
 		}
-		_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: oh})
+		for _, oh := range hs {
+			_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: oh})
+		}
 	}
 	// The new key too: a replica may hold it as a definite miss (negative cache) from before.
 	_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: n.ProjectID, Hash: h})
@@ -264,8 +309,9 @@ func (s *RedisStore) lastUsed(ctx context.Context, pid int64) (map[string]string
 
 func withLastUsed(ak *APIKey, lu map[string]string) {
 	if v, ok := lu[strconv.FormatInt(ak.ID, 10)]; ok {
-		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-			ak.LastUsed = time.UnixMilli(ms).UTC()
+		msStr, ip, _ := strings.Cut(v, "|")
+		if ms, err := strconv.ParseInt(msStr, 10, 64); err == nil {
+			ak.LastUsed, ak.LastUsedIP = time.UnixMilli(ms).UTC(), ip
 		}
 	}
 }
@@ -281,10 +327,16 @@ func (s *RedisStore) ListAPIKeys(ctx context.Context, projectID int64) ([]APIKey
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}
 	out := make([]APIKey, 0, len(all))
+	now := s.now()
 	for _, v := range all {
 		rec, err := decode[apiKeyRecord]([]byte(v))
 		if err != nil {
 			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		if rec.gone(now, s.life.ExpiredRetention) {
+			// Past its retention: removed on the way (best effort; the next listing retries).
+			_ = s.RevokeAPIKey(ctx, projectID, rec.ID)
+			continue
 		}
 		ak, err := rec.apiKey(s.sealer)
 		if err != nil {
@@ -309,6 +361,9 @@ func (s *RedisStore) GetAPIKey(ctx context.Context, projectID, id int64) (APIKey
 	rec, err := decode[apiKeyRecord]([]byte(v))
 	if err != nil {
 		return APIKey{}, fmt.Errorf("get api key %d: %w", id, err)
+	}
+	if rec.gone(s.now(), s.life.ExpiredRetention) {
+		return APIKey{}, fmt.Errorf("get api key %d: %w", id, ErrNotFound)
 	}
 	ak, err := rec.apiKey(s.sealer)
 	if err != nil {
@@ -336,12 +391,11 @@ func (s *RedisStore) RevokeAPIKey(ctx context.Context, projectID, id int64) erro
 	if err != nil {
 		return fmt.Errorf("revoke api key %d: %w", id, err)
 	}
-	h, err := ParseHash(rec.Hash)
-	if err != nil {
-		return fmt.Errorf("revoke api key %d: %w", id, err)
-	}
-	if err := s.rdb.Del(ctx, indexKey(h)).Err(); err != nil {
-		return fmt.Errorf("revoke api key %d: %w", id, err)
+	hs := rec.hashes()
+	for _, h := range hs {
+		if err := s.rdb.Del(ctx, indexKey(h)).Err(); err != nil {
+			return fmt.Errorf("revoke api key %d: %w", id, err)
+		}
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HDel(ctx, hashKey, field)
@@ -351,7 +405,12 @@ func (s *RedisStore) RevokeAPIKey(ctx context.Context, projectID, id int64) erro
 	if err != nil {
 		return fmt.Errorf("revoke api key %d: %w", id, err)
 	}
-	return s.publish(ctx, Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
+	for _, h := range hs {
+		if err := s.publish(ctx, Event{Kind: EventRevoked, ProjectID: projectID, Hash: h}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // LookupAPIKey implements Store: one GET.
@@ -367,7 +426,11 @@ func (s *RedisStore) LookupAPIKey(ctx context.Context, h Hash) (Principal, error
 	if err != nil {
 		return Principal{}, fmt.Errorf("lookup api key: %w", err)
 	}
-	return Principal{KeyID: r.ID, ProjectID: r.ProjectID, Role: r.Role, Dev: r.Dev, Name: r.Name}, nil
+	if r.GraceUntil != 0 && s.now().UnixMilli() >= r.GraceUntil {
+		// Redis drops it at the deadline itself (PXAT); this covers the last moments of clock skew.
+		return Principal{}, fmt.Errorf("lookup api key: %w", ErrNotFound)
+	}
+	return Principal{KeyID: r.ID, ProjectID: r.ProjectID, Role: r.Role, Dev: r.Dev, Name: r.Name, Expires: r.Expires, GraceUntil: r.GraceUntil}, nil
 }
 
 // TouchAPIKeys implements Store: one pipeline for the whole batch.
@@ -377,7 +440,7 @@ func (s *RedisStore) TouchAPIKeys(ctx context.Context, used []Usage) error {
 	}
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, u := range used {
-			p.HSet(ctx, projKey(u.ProjectID, "lastused"), strconv.FormatInt(u.KeyID, 10), u.At.UnixMilli())
+			p.HSet(ctx, projKey(u.ProjectID, "lastused"), strconv.FormatInt(u.KeyID, 10), strconv.FormatInt(u.At.UnixMilli(), 10)+"|"+u.IP)
 		}
 		return nil
 	})
@@ -430,7 +493,7 @@ func (s *RedisStore) CreateHMACKey(ctx context.Context, n NewHMACKey) (HMACKey, 
 		return HMACKey{}, fmt.Errorf("create hmac key: %w", err)
 	}
 	_ = s.publish(ctx, Event{Kind: EventHMACChanged, ProjectID: n.ProjectID})
-	return rec.hmacKey(s.sealer)
+	return rec.hmacKey(s.sealer, s.now())
 }
 
 // ListHMACKeys implements Store.
@@ -440,12 +503,13 @@ func (s *RedisStore) ListHMACKeys(ctx context.Context, projectID int64) ([]HMACK
 		return nil, fmt.Errorf("list hmac keys: %w", err)
 	}
 	out := make([]HMACKey, 0, len(all))
+	now := s.now()
 	for _, v := range all {
 		rec, err := decode[hmacRecord]([]byte(v))
 		if err != nil {
 			return nil, fmt.Errorf("list hmac keys: %w", err)
 		}
-		hk, err := rec.hmacKey(s.sealer)
+		hk, err := rec.hmacKey(s.sealer, now)
 		if err != nil {
 			return nil, fmt.Errorf("list hmac keys: %w", err)
 		}
@@ -571,3 +635,287 @@ func (s *RedisStore) Check(ctx context.Context) error {
 
 // Close implements Store.
 func (s *RedisStore) Close() error { return s.rdb.Close() }
+
+// RollAPIKey implements Store. The new secret's lookup record is reserved first (the uniqueness
+// check, as in CreateAPIKey), the record changes in one transaction, then the lookup records follow:
+// the old secret's gets the grace deadline and Redis drops it then (PXAT), so every replica that
+// asks after the grace gets "not found" whatever its own clock says.
+func (s *RedisStore) RollAPIKey(ctx context.Context, projectID, id int64, newKey string, grace time.Duration) (APIKey, error) {
+	if err := ValidateAPIKey(newKey); err != nil {
+		return APIKey{}, err
+	}
+	field := strconv.FormatInt(id, 10)
+	hashKey := projKey(projectID, "apikeys")
+	v, err := s.rdb.HGet(ctx, hashKey, field).Result()
+	if errors.Is(err, redis.Nil) {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, err)
+	}
+	cur, err := decode[apiKeyRecord]([]byte(v))
+	if err != nil {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, err)
+	}
+	nh := HashKey(newKey)
+	ok, err := s.rdb.SetNX(ctx, indexKey(nh), indexOf(cur), 0).Result()
+	if err != nil {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, err)
+	}
+	if !ok {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, ErrExists)
+	}
+	var rec apiKeyRecord
+	var dead []Hash
+	err = s.watchTx(ctx, func(tx *redis.Tx) error {
+		v, err := tx.HGet(ctx, hashKey, field).Result()
+		if errors.Is(err, redis.Nil) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if rec, err = decode[apiKeyRecord]([]byte(v)); err != nil {
+			return err
+		}
+		if dead, err = rec.roll(newKey, grace, s.now(), s.sealer); err != nil {
+			return err
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, hashKey, field, encode(rec))
+			return nil
+		})
+		return err
+	}, hashKey)
+	if err != nil {
+		s.rdb.Del(context.WithoutCancel(ctx), indexKey(nh))
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, err)
+	}
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.SetArgs(ctx, indexKey(nh), indexOf(rec), redis.SetArgs{ExpireAt: s.indexDeadline(rec)})
+		if oh, err := ParseHash(rec.OldHash); err == nil {
+			p.SetArgs(ctx, indexKey(oh), indexOfOld(rec), redis.SetArgs{Mode: "XX", ExpireAt: rec.OldUntil})
+		}
+		for _, h := range dead {
+			p.Del(ctx, indexKey(h))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, err)
+	}
+	// A revoke that ran meanwhile removed the record but may have missed the lookup records written
+	// just now: finish its work.
+	if v, err := s.rdb.HGet(ctx, hashKey, field).Result(); errors.Is(err, redis.Nil) || err == nil && !strings.Contains(v, nh.String()) {
+		for _, h := range rec.hashes() {
+			s.rdb.Del(ctx, indexKey(h))
+		}
+		return APIKey{}, fmt.Errorf("roll api key %d: %w", id, ErrNotFound)
+	}
+	for _, h := range dead {
+		_ = s.publish(ctx, Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
+	}
+	for _, h := range rec.hashes() {
+		_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: h})
+	}
+	return rec.apiKey(s.sealer)
+}
+
+// SetDevelopmentAPIKey implements Store.
+func (s *RedisStore) SetDevelopmentAPIKey(ctx context.Context, projectID, id int64, key string) (APIKey, error) {
+	field := strconv.FormatInt(id, 10)
+	hashKey := projKey(projectID, "apikeys")
+	var rec apiKeyRecord
+	var changed []apiKeyRecord
+	err := s.watchTx(ctx, func(tx *redis.Tx) error {
+		changed = changed[:0]
+		all, err := tx.HGetAll(ctx, hashKey).Result()
+		if err != nil {
+			return err
+		}
+		v, ok := all[field]
+		if !ok {
+			return ErrNotFound
+		}
+		if rec, err = decode[apiKeyRecord]([]byte(v)); err != nil {
+			return err
+		}
+		if HashKey(key).String() != rec.Hash {
+			return ErrWrongKey
+		}
+		var updates []any
+		for f, v := range all {
+			old, err := decode[apiKeyRecord]([]byte(v))
+			if err != nil {
+				return err
+			}
+			if old.Dev && f != field {
+				old.Dev, old.DevSecret = false, ""
+				changed = append(changed, old)
+				updates = append(updates, f, encode(old))
+			}
+		}
+		if !rec.Dev {
+			if rec.DevSecret, err = s.sealer.Seal(key, sealKindDevKey, projectID, id); err != nil {
+				return err
+			}
+			rec.Dev = true
+			changed = append(changed, rec)
+			updates = append(updates, field, encode(rec))
+		}
+		if len(updates) == 0 {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, hashKey, updates...)
+			return nil
+		})
+		return err
+	}, hashKey)
+	if err != nil {
+		return APIKey{}, fmt.Errorf("set development key %d: %w", id, err)
+	}
+	for _, r := range changed {
+		hs, err := s.refreshIndex(ctx, r)
+		if err != nil {
+			return APIKey{}, fmt.Errorf("set development key %d: %w", id, err)
+		}
+		for _, h := range hs {
+			_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: h})
+		}
+	}
+	return rec.apiKey(s.sealer)
+}
+
+// updateHMAC changes one HMAC record (and, through fn's all, others of the project) in a transaction.
+func (s *RedisStore) updateHMAC(ctx context.Context, projectID, id int64, fn func(rec *hmacRecord, all map[string]string, updates *[]any) error) (hmacRecord, error) {
+	field := strconv.FormatInt(id, 10)
+	hashKey := projKey(projectID, "hmackeys")
+	var rec hmacRecord
+	err := s.watchTx(ctx, func(tx *redis.Tx) error {
+		all, err := tx.HGetAll(ctx, hashKey).Result()
+		if err != nil {
+			return err
+		}
+		v, ok := all[field]
+		if !ok {
+			return ErrNotFound
+		}
+		if rec, err = decode[hmacRecord]([]byte(v)); err != nil {
+			return err
+		}
+		var updates []any
+		if err := fn(&rec, all, &updates); err != nil {
+			return err
+		}
+		updates = append(updates, field, encode(rec))
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, hashKey, updates...)
+			return nil
+		})
+		return err
+	}, hashKey)
+	if err != nil {
+		return rec, err
+	}
+	_ = s.publish(ctx, Event{Kind: EventHMACChanged, ProjectID: projectID})
+	return rec, nil
+}
+
+// RollHMACKey implements Store.
+func (s *RedisStore) RollHMACKey(ctx context.Context, projectID, id int64, newSecret string, grace time.Duration) (HMACKey, error) {
+	rec, err := s.updateHMAC(ctx, projectID, id, func(rec *hmacRecord, _ map[string]string, _ *[]any) error {
+		return rec.roll(newSecret, grace, s.now(), s.sealer)
+	})
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("roll hmac key %d: %w", id, err)
+	}
+	return rec.hmacKey(s.sealer, s.now())
+}
+
+// SetDevelopmentHMACKey implements Store.
+func (s *RedisStore) SetDevelopmentHMACKey(ctx context.Context, projectID, id int64) (HMACKey, error) {
+	field := strconv.FormatInt(id, 10)
+	rec, err := s.updateHMAC(ctx, projectID, id, func(rec *hmacRecord, all map[string]string, updates *[]any) error {
+		for f, v := range all {
+			old, err := decode[hmacRecord]([]byte(v))
+			if err != nil {
+				return err
+			}
+			if old.Dev && f != field {
+				old.Dev = false
+				*updates = append(*updates, f, encode(old))
+			}
+		}
+		rec.Dev = true
+		return nil
+	})
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("set development hmac key %d: %w", id, err)
+	}
+	return rec.hmacKey(s.sealer, s.now())
+}
+
+// AppendAudit implements Store: XADD with a MINID trim, so the stream keeps the retention period
+// and the entry ids (Redis's clock) order events across replicas.
+func (s *RedisStore) AppendAudit(ctx context.Context, projectID int64, e AuditEvent) error {
+	now := s.now()
+	if e.Time.IsZero() {
+		e.Time = now
+	}
+	e.Time = e.Time.UTC().Truncate(time.Millisecond)
+	args := &redis.XAddArgs{
+		Stream: projKey(projectID, "audit"),
+		MinID:  strconv.FormatInt(now.Add(-s.life.AuditRetention).UnixMilli(), 10),
+		Approx: true,
+		// The entry id is the store's clock ("<ms>-*": Redis numbers events within a millisecond),
+		// so ids, cursors and the retention all count in one clock.
+		ID:     strconv.FormatInt(now.UnixMilli(), 10) + "-*",
+		Values: []any{"e", encode(e)},
+	}
+	err := s.rdb.XAdd(ctx, args).Err()
+	if err != nil && strings.Contains(err.Error(), "equal or smaller") {
+		// Another replica's clock is ahead: let Redis pick the next id after the newest.
+		args.ID = "*"
+		err = s.rdb.XAdd(ctx, args).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("append audit event: %w", err)
+	}
+	return nil
+}
+
+// ListAudit implements Store.
+func (s *RedisStore) ListAudit(ctx context.Context, projectID int64, limit int, before string) ([]AuditEvent, string, error) {
+	end := "+"
+	if before != "" {
+		if _, _, err := parseCursor(before); err != nil {
+			return nil, "", err
+		}
+		end = "(" + before
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	cutoff := s.now().Add(-s.life.AuditRetention).UnixMilli()
+	msgs, err := s.rdb.XRevRangeN(ctx, projKey(projectID, "audit"), end, strconv.FormatInt(cutoff, 10), int64(limit)+1).Result()
+	if err != nil {
+		return nil, "", fmt.Errorf("list audit events: %w", err)
+	}
+	out := make([]AuditEvent, 0, len(msgs))
+	next := ""
+	for _, m := range msgs {
+		if len(out) == limit {
+			next = out[len(out)-1].Cursor
+			break
+		}
+		raw, _ := m.Values["e"].(string)
+		e, err := decode[AuditEvent]([]byte(raw))
+		if err != nil {
+			return nil, "", fmt.Errorf("list audit events: %w", err)
+		}
+		e.Cursor = m.ID
+		out = append(out, e)
+	}
+	return out, next, nil
+}

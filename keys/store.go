@@ -7,7 +7,7 @@ import (
 
 // Store keeps API keys, HMAC keys and project settings. Two implementations: RedisStore (shared by
 // many replicas) and BoltStore (the embedded default). Both pass the same conformance suite
-// (storetest_test.go).
+// (store_test.go).
 type Store interface {
 	// CreateAPIKey stores a new key (its hash; see APIKey). When IsDevelopmentKey is set, the flag
 	// moves off the project's previous development key in the same atomic step.
@@ -20,8 +20,17 @@ type Store interface {
 	RevokeAPIKey(ctx context.Context, projectID, id int64) error
 	// LookupAPIKey resolves a key hash in one round trip. ErrNotFound when no live key has it.
 	LookupAPIKey(ctx context.Context, h Hash) (Principal, error)
-	// TouchAPIKeys records last-used times, batched (see UsageRecorder).
+	// TouchAPIKeys records last-used times and addresses, batched (see UsageRecorder).
 	TouchAPIKeys(ctx context.Context, used []Usage) error
+	// RollAPIKey gives a key a new secret (newKey) under the same id, name, role and flags. The old
+	// secret keeps resolving until grace has passed (0: refused at once, announced as revoked); a
+	// secret still in grace from an earlier roll stops at once. ErrNotFound if absent, ErrExists if
+	// newKey is in use.
+	RollAPIKey(ctx context.Context, projectID, id int64, newKey string, grace time.Duration) (APIKey, error)
+	// SetDevelopmentAPIKey makes an existing key the project's development key, moving the flag off
+	// the previous one. key is the whole key: the store keeps only hashes, and the development key is
+	// listed whole, so the caller must prove it has it (ErrWrongKey otherwise).
+	SetDevelopmentAPIKey(ctx context.Context, projectID, id int64, key string) (APIKey, error)
 
 	// CreateHMACKey stores a new HMAC key; the development flag moves like CreateAPIKey's.
 	CreateHMACKey(ctx context.Context, n NewHMACKey) (HMACKey, error)
@@ -29,6 +38,16 @@ type Store interface {
 	ListHMACKeys(ctx context.Context, projectID int64) ([]HMACKey, error)
 	// DeleteHMACKey deletes one HMAC key. ErrNotFound if absent.
 	DeleteHMACKey(ctx context.Context, projectID, id int64) error
+	// RollHMACKey replaces an HMAC key's secret; the old one still verifies until grace has passed
+	// (listed as Previous until then).
+	RollHMACKey(ctx context.Context, projectID, id int64, newSecret string, grace time.Duration) (HMACKey, error)
+	// SetDevelopmentHMACKey makes an existing HMAC key the project's development key.
+	SetDevelopmentHMACKey(ctx context.Context, projectID, id int64) (HMACKey, error)
+
+	// Auditor keeps the project's audit trail.
+	Auditor
+	// SetLifecycle sets the retention periods (call before use).
+	SetLifecycle(Lifecycle)
 
 	// Settings returns a project's settings (the zero value when none were set).
 	Settings(ctx context.Context, projectID int64) (ProjectSettings, error)
@@ -51,6 +70,8 @@ type Usage struct {
 	ProjectID int64
 	KeyID     int64
 	At        time.Time
+	// IP is the client address of that use ("" when unknown).
+	IP string
 }
 
 // DevelopmentKeys returns the project's development API key (whole) and HMAC key, if set.

@@ -376,7 +376,7 @@ func TestStoreConformance(t *testing.T) {
 				rec := NewUsageRecorder(s, time.Hour, nil)
 				at := time.Now().Truncate(time.Millisecond)
 				for i := 0; i < 100; i++ {
-					rec.Touch(ak.Principal(), at.Add(-time.Duration(i)*time.Second))
+					rec.Touch(ak.Principal(), at.Add(-time.Duration(i)*time.Second), fmt.Sprint("192.0.2.", i))
 				}
 				if got, _ := s.GetAPIKey(ctx, 1, ak.ID); !got.LastUsed.IsZero() {
 					t.Fatal("last used written before the flush")
@@ -385,8 +385,11 @@ func TestStoreConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 				got, err := s.GetAPIKey(ctx, 1, ak.ID)
-				if err != nil || !got.LastUsed.Equal(at) {
-					t.Errorf("last used = %v (%v), want %v", got.LastUsed, err, at)
+				if err != nil || !got.LastUsed.Equal(at) || got.LastUsedIP != "192.0.2.0" {
+					t.Errorf("last used = %v from %q (%v), want %v from 192.0.2.0", got.LastUsed, got.LastUsedIP, err, at)
+				}
+				if list, _ := s.ListAPIKeys(ctx, 1); len(list) != 1 || list[0].LastUsedIP != "192.0.2.0" {
+					t.Errorf("listed last use = %+v", list)
 				}
 			})
 			t.Run("settings", func(t *testing.T) {

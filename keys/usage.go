@@ -31,11 +31,11 @@ func NewUsageRecorder(s Store, interval time.Duration, log *slog.Logger) *UsageR
 	return &UsageRecorder{store: s, interval: interval, log: log, pending: make(map[int64]Usage)}
 }
 
-// Touch records that the principal's key was used at t.
-func (r *UsageRecorder) Touch(p Principal, t time.Time) {
+// Touch records that the principal's key was used at t from the client address ip.
+func (r *UsageRecorder) Touch(p Principal, t time.Time, ip string) {
 	r.mu.Lock()
 	if u, ok := r.pending[p.KeyID]; !ok || t.After(u.At) {
-		r.pending[p.KeyID] = Usage{ProjectID: p.ProjectID, KeyID: p.KeyID, At: t}
+		r.pending[p.KeyID] = Usage{ProjectID: p.ProjectID, KeyID: p.KeyID, At: t, IP: ip}
 	}
 	r.mu.Unlock()
 }

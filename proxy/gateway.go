@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -26,9 +27,9 @@ type Resolver interface {
 	Resolve(ctx context.Context, key string) (keys.Principal, error)
 }
 
-// UsageRecorder records that a key was used (keys.UsageRecorder).
+// UsageRecorder records that a key was used, when and from which client address (keys.UsageRecorder).
 type UsageRecorder interface {
-	Touch(p keys.Principal, at time.Time)
+	Touch(p keys.Principal, at time.Time, ip string)
 }
 
 // Limiter decides whether a request is within its rate limits. A nil Limiter allows everything.
@@ -205,6 +206,8 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
 		e.RetryAfter = 2
 		return e
+	case errors.Is(err, cache.ErrExpired):
+		return apierr.New(http.StatusUnauthorized, "unauthorized", "API key expired", nil)
 	case err != nil:
 		return apierr.New(http.StatusUnauthorized, "unauthorized", "unknown or revoked API key", nil)
 	}
@@ -215,7 +218,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
 	}
 	if g.opt.Usage != nil {
-		g.opt.Usage.Touch(p, time.Now())
+		g.opt.Usage.Touch(p, time.Now(), ClientIP(r))
 	}
 
 	// 4. limit.
@@ -273,6 +276,15 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 
 func tooLarge(limit int64) *apierr.Error {
 	return apierr.New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)
+}
+
+// ClientIP is the address keygate attributes a request to: the peer's address (keygate is the edge;
+// it trusts no forwarding header). It does not allocate: the host is a substring of RemoteAddr.
+func ClientIP(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }
 
 // firstHeader reads a header by its canonical name without allocating.

@@ -210,6 +210,9 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, cache.ErrUnavailable):
 		rm.refuse(dev, msgType, websocket.CloseTryAgainLater, "unavailable", "key store unavailable, try again shortly")
 		return
+	case errors.Is(err, cache.ErrExpired):
+		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "unauthorized", "API key expired")
+		return
 	case err != nil:
 		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "unauthorized", "unknown or revoked API key")
 		return
