@@ -12,11 +12,15 @@ build:
 	$(GO) build -o bin/keygate ./cmd/keygate
 
 # deps installs the system packages the tests drive for real (Debian/Ubuntu, as root or via sudo):
-# redis-server, Debian's chromium for the Keys page's browser test, and systemd-analyze for the unit check.
+# redis-server, Debian's chromium for the Keys page's browser test, systemd-analyze for the unit
+# check, and node with busboy (pinned by verify/testdata/busboy/package-lock.json, installed with
+# npm ci) for the multipart differential test.
 deps:
 	@missing=; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
@@ -24,6 +28,7 @@ deps:
 	fi
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests"; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { echo "chromium is required for the browser test"; exit 1; }
+	@cd verify/testdata/busboy && npm ci --no-audit --no-fund --loglevel=error >/dev/null || { echo "npm ci in verify/testdata/busboy failed: busboy is required for the multipart test"; exit 1; }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
