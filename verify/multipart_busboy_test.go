@@ -272,4 +272,3 @@ func describe(r busboyResult) string {
 	}
 	return "[" + strings.Join(s, ", ") + "]"
 }
-
