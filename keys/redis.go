@@ -582,6 +582,10 @@ func (s *RedisStore) Subscribe(ctx context.Context) <-chan Event {
 	go func() {
 		defer close(out)
 		ps := s.rdb.Subscribe(ctx, EventsChannel)
+		// Receive blocks in a socket read that does not watch ctx: closing the subscription is what
+		// ends it, so cancelling ctx stops the subscriber at once even while Redis is unreachable.
+		stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+		defer stop()
 		defer ps.Close()
 		send := func(e Event) bool {
 			select {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/server"
 )
 
 // subcommands dispatches `keygate <group> <sub>`.
@@ -65,35 +66,6 @@ func parseProject(fs *flag.FlagSet, args []string, project func() (int64, error)
 		return 0, err
 	}
 	return project()
-}
-
-// withStore opens the configured store, which must exist, for one command that reads or changes keys.
-func withStore(fn func(keys.Store) error) error {
-	cfg, err := loadStoreConfig()
-	if err != nil {
-		return err
-	}
-	s, err := cfg.openExisting()
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return fn(s)
-}
-
-// withNewStore opens the configured store for a command that creates keys: the only commands that
-// may create the embedded store (they say so on stderr when they do).
-func withNewStore(stderr io.Writer, fn func(keys.Store) error) error {
-	cfg, err := loadStoreConfig()
-	if err != nil {
-		return err
-	}
-	s, err := cfg.openOrCreate(stderr)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return fn(s)
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -240,12 +212,12 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
-	cfg, err := loadStoreConfig()
+	cfg, err := server.LoadStoreConfig()
 	if err != nil {
 		return err
 	}
 	if cfg.MasterKey == "" {
-		warnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
+		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
 	}
 	return withNewStore(stderr, func(s keys.Store) error {
 		hk, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev})

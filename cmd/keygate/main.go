@@ -12,6 +12,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/keygate/keygate/server"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=1.2.3".
@@ -89,6 +91,11 @@ func exitStatus(err error, stderr io.Writer) int {
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "keygate: %s\n", ue.msg)
+		return 2
+	}
+	var ce server.ConfigError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(stderr, "keygate: %s\n", ce.Error())
 		return 2
 	}
 	var se silentError

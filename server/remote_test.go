@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -9,9 +9,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -137,7 +139,7 @@ func TestRemoteManagement(t *testing.T) {
 	ro, _ := mkKey(t, store, 1, keys.RoleReadOnly)
 	victim, victimKey := mkKey(t, store, 1, keys.RoleIngestionDeployment)
 	remoteAddr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	startGateway(t, sc, "", func(c *ServeConfig) {
+	startGateway(t, sc, "", func(c *Config) {
 		c.StudioUpstream, c.IngestionUpstream = "", ""
 		c.RemoteUpstream, c.RemoteListen = up.url(), remoteAddr
 		c.RemoteHelloTimeout = 300 * time.Millisecond
@@ -288,7 +290,7 @@ func TestRemoteManagement(t *testing.T) {
 
 func TestRemoteUpstreamDown(t *testing.T) {
 	sc := StoreConfig{DataDir: t.TempDir()}
-	s, err := sc.open()
+	s, err := sc.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +300,7 @@ func TestRemoteUpstreamDown(t *testing.T) {
 	deadURL := "ws" + strings.TrimPrefix(dead.URL, "http")
 	dead.Close()
 	addr := "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
-	startGateway(t, sc, "", func(c *ServeConfig) {
+	startGateway(t, sc, "", func(c *Config) {
 		c.StudioUpstream, c.IngestionUpstream, c.RemoteUpstream, c.RemoteListen = "", "", deadURL, addr
 	})
 	c := dialRemote(t, addr)
@@ -311,10 +313,24 @@ func TestRemoteUpstreamDown(t *testing.T) {
 }
 
 // TestMain lets a test start keygate as its own process (KEYGATE_TEST_MAIN=1 re-runs this binary
-// as `keygate serve`), so memory can be measured on keygate alone.
+// as `keygate serve` does: configured from the environment, stopped by SIGTERM), so memory can be
+// measured on keygate alone.
 func TestMain(m *testing.M) {
 	if os.Getenv("KEYGATE_TEST_MAIN") == "1" {
-		os.Exit(run(os.Args[len(os.Args)-1:], os.Stdout, os.Stderr))
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		defer stop()
+		cfg, err := LoadConfig()
+		if err == nil {
+			var s *Server
+			if s, err = New(cfg, Options{Log: NewLogger(cfg, os.Stderr)}); err == nil {
+				err = s.Run(ctx)
+			}
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -338,7 +354,7 @@ func rssKiB(t *testing.T, pid int) int {
 func TestThousandIdleSessions(t *testing.T) {
 	dir := t.TempDir()
 	sc := StoreConfig{DataDir: dir}
-	s, err := sc.open()
+	s, err := sc.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"os"
@@ -10,7 +10,7 @@ import (
 // TestREADMEDocumentsEveryVariable: every environment variable keygate reads is in the README's
 // configuration table (they are the product's interface).
 func TestREADMEDocumentsEveryVariable(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -27,7 +27,7 @@ var kustomizations = []string{"base", "redis", "overlays/ingestion-public"}
 func render(t *testing.T, dir string) [][]byte {
 	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("..", "..", "deploy", dir))
+	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("..", "deploy", dir))
 	if err != nil {
 		t.Fatalf("kustomize build deploy/%s: %v", dir, err)
 	}
@@ -59,7 +59,7 @@ func decodeStrict(t *testing.T, doc []byte, into any) {
 	}
 }
 
-// configEnvNames lists every environment variable ServeConfig reads.
+// configEnvNames lists every environment variable Config reads.
 func configEnvNames() map[string]bool {
 	names := map[string]bool{}
 	var walk func(reflect.Type)
@@ -75,7 +75,7 @@ func configEnvNames() map[string]bool {
 			}
 		}
 	}
-	walk(reflect.TypeOf(ServeConfig{}))
+	walk(reflect.TypeOf(Config{}))
 	return names
 }
 
@@ -258,7 +258,7 @@ func TestDeployManifests(t *testing.T) {
 
 // TestDockerfile checks the image runs keygate serve as a non-root user, from pinned bases.
 func TestDockerfile(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "..", "Dockerfile"))
+	f, err := os.Open(filepath.Join("..", "Dockerfile"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestDockerfile(t *testing.T) {
 			t.Errorf("port %s not exposed", p)
 		}
 	}
-	b, _ := os.ReadFile(filepath.Join("..", "..", "Dockerfile"))
+	b, _ := os.ReadFile(filepath.Join("..", "Dockerfile"))
 	if !strings.Contains(string(b), "-X main.version=${VERSION}") {
 		t.Error("the build does not stamp the version (keygate version)")
 	}

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/internal/standin"
+	"github.com/keygate/keygate/keys"
 )
 
 // TestDemoUploaderSequence replays the command-line uploader's calls (docs/protocol.md §3.2) through the gateway in
@@ -19,25 +20,25 @@ import (
 func TestDemoUploaderSequence(t *testing.T) {
 	dir := t.TempDir()
 	sc := StoreConfig{DataDir: filepath.Join(dir, "data")}
-	var out bytes.Buffer
-	if err := demoKeys(context.Background(), sc, 1, &out); err != nil {
+	dk, err := EnsureDemoKeys(context.Background(), sc, 1)
+	if err != nil {
 		t.Fatal(err)
 	}
-	found := keyRE.FindAllString(out.String(), -1)
-	if len(found) != 3 {
-		t.Fatalf("demo printed %d keys: %s", len(found), out.String())
+	for _, k := range []string{dk.Admin, dk.Dev, dk.ReadOnly} {
+		if keys.ValidateAPIKey(k) != nil {
+			t.Fatalf("demo keys %+v", dk)
+		}
 	}
-	devKey, roKey := found[1], found[2]
+	devKey, roKey := dk.Dev, dk.ReadOnly
 	uploads := filepath.Join(dir, "uploads")
 	backend := httptest.NewServer(&standin.Backend{Dir: uploads})
 	defer backend.Close()
 	g := startGateway(t, sc, backend.URL, nil)
 
 	// A second start does not create keys again.
-	out.Reset()
 	g.stop()
-	if err := demoKeys(context.Background(), sc, 1, &out); err != nil || !strings.Contains(out.String(), "already has 3 API key(s)") || !strings.Contains(out.String(), devKey) {
-		t.Errorf("second start: %v %q", err, out.String())
+	if again, err := EnsureDemoKeys(context.Background(), sc, 1); err != nil || again.Existing != 3 || again.Dev != devKey || again.Admin != "" || again.HMAC != dk.HMAC {
+		t.Errorf("second start: %v %+v", err, again)
 	}
 	g = startGateway(t, sc, backend.URL, nil)
 

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -33,7 +33,7 @@ func chromiumPath(t *testing.T) string {
 func artifactDir(t *testing.T) string {
 	dir := os.Getenv("KEYGATE_TEST_ARTIFACTS")
 	if dir == "" {
-		dir = filepath.Join("..", "..", "bin", "artifacts")
+		dir = filepath.Join("..", "bin", "artifacts")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -1,8 +1,18 @@
-package main
+// Package server owns one running keygate: it builds the store, the key cache, the faces and the
+// ops listener from the typed configuration, serves until its context ends, and then drains every
+// part in one stated order. The command line only parses flags and the environment and hands the
+// configuration over.
+package server
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,9 +23,9 @@ import (
 	"github.com/keygate/keygate/limit"
 )
 
-// ServeConfig is everything `keygate serve` reads from the environment, parsed and validated in one
+// Config is everything `keygate serve` reads from the environment, parsed and validated in one
 // place. Every field is in the README's configuration table.
-type ServeConfig struct {
+type Config struct {
 	StoreConfig
 
 	// StudioListen is the Studio API face's address (docs/protocol.md §1: 4800).
@@ -147,16 +157,19 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 	return nil
 }
 
-func loadServeConfig() (ServeConfig, error) {
-	c, err := loadServeConfigNoValidate()
+// LoadConfig reads and validates the configuration from the KEYGATE_* environment variables.
+func LoadConfig() (Config, error) {
+	c, err := LoadDefaults()
 	if err != nil {
 		return c, err
 	}
-	return c, c.validate()
+	return c, c.Validate()
 }
 
-func loadServeConfigNoValidate() (ServeConfig, error) {
-	var c ServeConfig
+// LoadDefaults reads the environment without validating it, for callers that fill in more before
+// calling Validate (the demo supplies its own upstreams).
+func LoadDefaults() (Config, error) {
+	var c Config
 	if err := env.Parse(&c); err != nil {
 		return c, configError(err)
 	}
@@ -169,12 +182,13 @@ func checkUpstream(name, raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usagef("%s: want an http:// or https:// URL with a host, got %q", name, raw)
+		return configErrorf("%s: want an http:// or https:// URL with a host, got %q", name, raw)
 	}
 	return nil
 }
 
-func (c ServeConfig) validate() error {
+// Validate checks every value, so a mistake is one clear line at start instead of a surprise later.
+func (c Config) Validate() error {
 	if err := checkUpstream("KEYGATE_STUDIO_UPSTREAM", c.StudioUpstream); err != nil {
 		return err
 	}
@@ -184,17 +198,17 @@ func (c ServeConfig) validate() error {
 	if c.RemoteUpstream != "" {
 		u, err := url.Parse(c.RemoteUpstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return usagef("KEYGATE_REMOTE_UPSTREAM: want a ws:// or wss:// URL with a host, got %q", c.RemoteUpstream)
+			return configErrorf("KEYGATE_REMOTE_UPSTREAM: want a ws:// or wss:// URL with a host, got %q", c.RemoteUpstream)
 		}
 	}
 	if c.StudioUpstream == "" && c.IngestionUpstream == "" && c.RemoteUpstream == "" {
-		return usagef("no face is configured: set KEYGATE_STUDIO_UPSTREAM, KEYGATE_INGESTION_UPSTREAM and/or KEYGATE_REMOTE_UPSTREAM (or try `keygate demo`)")
+		return configErrorf("no face is configured: set KEYGATE_STUDIO_UPSTREAM, KEYGATE_INGESTION_UPSTREAM and/or KEYGATE_REMOTE_UPSTREAM (or try `keygate demo`)")
 	}
 	if c.RemoteHelloTimeout <= 0 || c.RemoteIdleTimeout <= 0 {
-		return usagef("KEYGATE_REMOTE_HELLO_TIMEOUT and KEYGATE_REMOTE_IDLE_TIMEOUT must be positive durations")
+		return configErrorf("KEYGATE_REMOTE_HELLO_TIMEOUT and KEYGATE_REMOTE_IDLE_TIMEOUT must be positive durations")
 	}
 	if c.RemoteMaxSessionsPerKey < 0 || c.RemoteMaxSessionsPerProject < 0 {
-		return usagef("KEYGATE_REMOTE_MAX_SESSIONS_PER_KEY and _PER_PROJECT must not be negative")
+		return configErrorf("KEYGATE_REMOTE_MAX_SESSIONS_PER_KEY and _PER_PROJECT must not be negative")
 	}
 	positive := map[string]time.Duration{
 		"KEYGATE_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "KEYGATE_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
@@ -204,37 +218,192 @@ func (c ServeConfig) validate() error {
 	}
 	for name, d := range positive {
 		if d <= 0 {
-			return usagef("%s: must be a positive duration such as 30s", name)
+			return configErrorf("%s: must be a positive duration such as 30s", name)
 		}
 	}
 	if c.CacheGrace < 0 {
-		return usagef("KEYGATE_CACHE_GRACE: must not be negative")
+		return configErrorf("KEYGATE_CACHE_GRACE: must not be negative")
 	}
 	if c.CacheSize <= 0 {
-		return usagef("KEYGATE_CACHE_SIZE: must be a positive integer")
+		return configErrorf("KEYGATE_CACHE_SIZE: must be a positive integer")
 	}
 	if c.MaxBody <= 0 {
-		return usagef("KEYGATE_MAX_BODY: must be a positive size")
+		return configErrorf("KEYGATE_MAX_BODY: must be a positive size")
 	}
 	if c.SignatureMode != "reject" && c.SignatureMode != "mark" {
-		return usagef("KEYGATE_SIGNATURE_MODE: want reject or mark, got %q", c.SignatureMode)
+		return configErrorf("KEYGATE_SIGNATURE_MODE: want reject or mark, got %q", c.SignatureMode)
 	}
 	if c.MaxClockSkew <= 0 {
-		return usagef("KEYGATE_MAX_CLOCK_SKEW: must be a positive duration such as 15m")
+		return configErrorf("KEYGATE_MAX_CLOCK_SKEW: must be a positive duration such as 15m")
 	}
 	if c.MaxFiles <= 0 {
-		return usagef("KEYGATE_MAX_FILES: must be a positive integer")
+		return configErrorf("KEYGATE_MAX_FILES: must be a positive integer")
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		return usagef("KEYGATE_LOG_FORMAT: want json or text, got %q", c.LogFormat)
+		return configErrorf("KEYGATE_LOG_FORMAT: want json or text, got %q", c.LogFormat)
 	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
+	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return err
 	}
 	for name, v := range map[string]string{"KEYGATE_STUDIO_LISTEN": c.StudioListen, "KEYGATE_INGESTION_LISTEN": c.IngestionListen, "KEYGATE_REMOTE_LISTEN": c.RemoteListen, "KEYGATE_OPS_LISTEN": c.OpsListen} {
 		if v == "" || !strings.Contains(v, ":") {
-			return usagef("%s: want host:port or :port, got %q", name, v)
+			return configErrorf("%s: want host:port or :port, got %q", name, v)
 		}
 	}
 	return nil
+}
+
+// StoreConfig selects and opens the key store. It is shared by `keygate serve` and every key
+// command, so both always see the same keys.
+type StoreConfig struct {
+	// RedisURL selects the Redis store (redis://, rediss://, redis+sentinel://, redis+cluster://).
+	// Empty: the embedded bbolt store under DataDir.
+	RedisURL string `env:"KEYGATE_REDIS_URL"`
+	// DataDir holds the embedded store's file. Default ./keygate-data.
+	DataDir string `env:"KEYGATE_DATA_DIR" envDefault:"./keygate-data"`
+	// MasterKey (32 bytes, hex or base64) encrypts HMAC keys and the development API key at rest.
+	// Unset: they are stored in plain text and keygate warns at start.
+	MasterKey string `env:"KEYGATE_MASTER_KEY"`
+}
+
+// LoadStoreConfig reads the store settings from the environment.
+func LoadStoreConfig() (StoreConfig, error) {
+	var c StoreConfig
+	if err := env.Parse(&c); err != nil {
+		return c, configError(err)
+	}
+	return c, nil
+}
+
+// Kind names the store for logs and /readyz: redis or embedded.
+func (c StoreConfig) Kind() string {
+	if c.RedisURL != "" {
+		return "redis"
+	}
+	return "embedded"
+}
+
+// sealer builds the Sealer from KEYGATE_MASTER_KEY (nil when unset).
+func (c StoreConfig) sealer() (*keys.Sealer, error) {
+	if c.MasterKey == "" {
+		return nil, nil
+	}
+	mk, err := keys.ParseMasterKey(c.MasterKey)
+	if err != nil {
+		return nil, configErrorf("KEYGATE_MASTER_KEY: %v", err)
+	}
+	return keys.NewSealer(mk)
+}
+
+// Open opens the configured store.
+func (c StoreConfig) Open() (keys.Store, error) {
+	sealer, err := c.sealer()
+	if err != nil {
+		return nil, err
+	}
+	if c.RedisURL != "" {
+		rdb, err := keys.NewRedisClient(c.RedisURL)
+		if err != nil {
+			return nil, configErrorf("KEYGATE_REDIS_URL: %v", err)
+		}
+		return keys.NewRedisStore(rdb, sealer), nil
+	}
+	s, err := keys.OpenBolt(c.DataDir, sealer, 0)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ErrNoStore: a command that only reads or changes keys found no embedded store where it looked.
+var ErrNoStore = errors.New("no key store")
+
+// boltPath is where the embedded store's file is (absolute when it can be, so an operator sees
+// which directory a relative KEYGATE_DATA_DIR meant).
+func (c StoreConfig) boltPath() string {
+	p := filepath.Join(c.DataDir, keys.DataFileName)
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
+}
+
+// OpenExisting opens the configured store for a command that reads or changes keys: on the
+// embedded store it refuses to create a file (or directory) that is not there, because a mistyped
+// KEYGATE_DATA_DIR would otherwise answer from a new, empty store.
+func (c StoreConfig) OpenExisting() (keys.Store, error) {
+	if _, err := c.sealer(); err != nil { // a bad setting is reported before a missing store
+		return nil, err
+	}
+	if c.RedisURL == "" {
+		path := c.boltPath()
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w at %s: set KEYGATE_DATA_DIR to the directory that holds %s, or KEYGATE_REDIS_URL to use Redis "+
+				"(`keygate keys create` or `keygate hmac create` makes a new store)", ErrNoStore, path, keys.DataFileName)
+		} else if err != nil {
+			return nil, fmt.Errorf("key store %s: %w", path, err)
+		}
+	}
+	return c.Open()
+}
+
+// OpenOrCreate opens the configured store for a command that creates keys, creating the embedded
+// store if it is not there and saying where on stderr.
+func (c StoreConfig) OpenOrCreate(stderr io.Writer) (keys.Store, error) {
+	if c.RedisURL != "" {
+		return c.Open()
+	}
+	path := c.boltPath()
+	_, statErr := os.Stat(path)
+	s, err := c.Open()
+	if err == nil && errors.Is(statErr, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "Created a new key store at %s (KEYGATE_DATA_DIR; set KEYGATE_REDIS_URL to use Redis instead).\n", path)
+	}
+	return s, err
+}
+
+// WarnPlaintext is the loud warning for secrets stored without encryption.
+func WarnPlaintext(log *slog.Logger) {
+	log.Warn("KEYGATE_MASTER_KEY is not set: HMAC keys and the development API key are stored UNENCRYPTED. " +
+		"Set a 32-byte key (e.g. `openssl rand -hex 32`) before storing real secrets.")
+}
+
+// ConfigError is a bad configuration value. The command line prints it as one line and exits with
+// status 2 (a usage error), as it does for a bad flag.
+type ConfigError struct{ msg string }
+
+func (e ConfigError) Error() string { return e.msg }
+
+func configErrorf(format string, a ...any) error { return ConfigError{fmt.Sprintf(format, a...)} }
+
+// configError turns caarlos0/env's aggregate error into one ConfigError naming the variables.
+func configError(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		msgs := make([]string, 0, len(agg.Errors))
+		for _, e := range agg.Errors {
+			msgs = append(msgs, e.Error())
+		}
+		return ConfigError{"configuration: " + strings.Join(msgs, "; ")}
+	}
+	return ConfigError{"configuration: " + err.Error()}
+}
+
+// ParseLevel reads KEYGATE_LOG_LEVEL.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, configErrorf("KEYGATE_LOG_LEVEL: want debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+// NewLogger is the process's structured logger in the configured format and level.
+func NewLogger(c Config, w io.Writer) *slog.Logger {
+	lvl, _ := ParseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bytes"
@@ -84,9 +84,9 @@ func TestIngestionSignatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	ing, _ := mkKey(t, store, 1, keys.RoleIngestion)
-	a := startGateway(t, sc, up.URL, func(c *ServeConfig) { c.MaxBody = 1 << 20 })
-	b := startGateway(t, sc, up.URL, func(c *ServeConfig) { c.MaxBody = 1 << 20 })
-	mark := startGateway(t, sc, up.URL, func(c *ServeConfig) { c.SignatureMode = "mark" })
+	a := startGateway(t, sc, up.URL, func(c *Config) { c.MaxBody = 1 << 20 })
+	b := startGateway(t, sc, up.URL, func(c *Config) { c.MaxBody = 1 << 20 })
+	mark := startGateway(t, sc, up.URL, func(c *Config) { c.SignatureMode = "mark" })
 
 	post := func(g gw, body []byte, ctype string) resp {
 		return do(t, "POST", g.ingestion+"/api/training/data", ing, bytes.NewReader(body), "Content-Type", ctype, "x-file-name", "s.json", "x-label", "idle")
@@ -234,7 +234,7 @@ func TestReplayMarkReleasedWhenUpstreamFails(t *testing.T) {
 	}))
 	defer up.Close()
 	sc := StoreConfig{DataDir: t.TempDir()}
-	s, err := sc.open()
+	s, err := sc.Open()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,11 +1,8 @@
-package main
+package server
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -29,32 +26,23 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 // TestAccessLogLine: one JSON line per request with the fields operators rely on, never the key.
 func TestAccessLogLine(t *testing.T) {
 	sc := StoreConfig{DataDir: t.TempDir()}
-	s, err := sc.open()
+	s, err := sc.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, ak := mkKey(t, s, 1, keys.RoleReadOnly)
 	s.Close()
 	up := newUpstream(t)
-	cfg := ServeConfig{StoreConfig: sc}
+	cfg := Config{StoreConfig: sc}
 	if err := envDefaults(&cfg); err != nil {
 		t.Fatal(err)
 	}
 	cfg.StudioListen, cfg.IngestionListen, cfg.OpsListen, cfg.StudioUpstream = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", up.URL
 	logs := &syncBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan map[string]string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), logs, func(a map[string]string) { addrs <- a })
-	}()
-	a := <-addrs
+	a, stop := runServer(t, cfg, logs)
 	do(t, "GET", "http://"+a["studio"]+"/v1/api/1/raw-data", key, nil)
 	do(t, "POST", "http://"+a["studio"]+"/v1/api/1/raw-data/1/rename", key, strings.NewReader("{}"))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	stop()
 	out := logs.String()
 	if strings.Contains(out, key) || strings.Contains(out, key[11:]) {
 		t.Fatal("the access log contains the key")

@@ -1,6 +1,6 @@
 //go:build race
 
-package main
+package server
 
 // raceEnabled: the race detector multiplies memory use, so memory bounds are looser under it.
 const raceEnabled = true
