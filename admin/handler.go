@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/internal/redact"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -65,7 +66,7 @@ func New(s Store, log *slog.Logger) *Handler {
 // ServeHTTP implements http.Handler; unknown management paths and methods get JSON 404/405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
-		apierr.Write(w, apierr.New(http.StatusNotFound, "not_found", "no such key-management endpoint: "+r.Method+" "+r.URL.Path, nil))
+		apierr.Write(w, apierr.New(http.StatusNotFound, "not_found", "no such key-management endpoint: "+r.Method+" "+redact.Path(r.URL.Path), nil))
 		return
 	}
 	h.mux.ServeHTTP(w, r)
@@ -106,7 +107,11 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	case errors.As(err, &e):
 	case errors.Is(err, keys.ErrNotFound):
 		e = apierr.New(http.StatusNotFound, "not_found", "no such key in this project", nil)
-	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrExists):
+	case errors.Is(err, keys.ErrExists):
+		// One answer whether the key is this project's or another's: "already exists" would tell
+		// a project admin which key strings other projects use.
+		e = apierr.New(http.StatusBadRequest, "bad_request", msgKeyUnusable, nil)
+	case errors.Is(err, keys.ErrInvalidKey):
 		e = apierr.New(http.StatusBadRequest, "bad_request", err.Error(), nil)
 	case errors.Is(err, keys.ErrSealed):
 		h.log.Error("key management", "err", err)
@@ -119,11 +124,15 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	apierr.Write(w, e)
 }
 
+// msgKeyUnusable is the one refusal for a caller-supplied apiKey that is already in use anywhere.
+const msgKeyUnusable = "this apiKey cannot be used: choose another one, or leave apiKey out to have one generated"
+
 func badRequest(msg string) error { return apierr.New(http.StatusBadRequest, "bad_request", msg, nil) }
 
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	return json.NewEncoder(w).Encode(v)
 }
 

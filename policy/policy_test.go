@@ -68,7 +68,23 @@ func TestCanonicalPath(t *testing.T) {
 	}{
 		{"/v1/api/1/raw-data", "/v1/api/1/raw-data", false},
 		{"/v1/api/1/raw-data/", "/v1/api/1/raw-data/", false},
-		{"//v1//api/1", "/v1/api/1", false},
+		{"//v1//api/1", "", true},
+		{"/v1//api/1", "", true},
+		{"/v1/api/1//", "", true},
+		{"/v1/api/1;x/raw-data", "", true},
+		{"/v1/api;/1", "", true},
+		{"/v1/api/1/raw-data/..;/apikeys", "", true},
+		{"/v1/api/1/raw-data/%3b", "", true},
+		{"/v1/api/1/%2561pikeys", "", true},
+		{"/v1/api/1/%c0%ae%c0%ae/2", "", true},
+		{"/v1/api/1/%ef%bc%8e%ef%bc%8e/2", "", true},
+		{"/v1/api/1/raw-data%e2%88%95..", "", true},
+		{"/v1/api/1/%c2%85", "", true},
+		{"/v1/api/1/%7f", "", true},
+		{"/v1/api/1/raw-data/\u00e9t\u00e9", "/v1/api/1/raw-data/\u00e9t\u00e9", false},
+		{"/v1/api/1/raw-data/%C3%A9t%C3%A9", "/v1/api/1/raw-data/\u00e9t\u00e9", false},
+		{"/v1/api/1/raw-data/a.b", "/v1/api/1/raw-data/a.b", false},
+		{"/", "/", false},
 		{"/v1/api/1/raw-data/a%20b", "/v1/api/1/raw-data/a b", false},
 		{"/v1/api/%31/raw-data", "/v1/api/1/raw-data", false},
 		{"/.well-known/x", "/.well-known/x", false},
@@ -130,7 +146,13 @@ func TestMatch(t *testing.T) {
 		{FaceStudio, "DELETE", "/v1/api/12/hmackeys/3", ClassAdmin, 12, EndpointHMACKeys, false},
 		{FaceStudio, "GET", "/v1/api/1/devkeys/hmac", ClassAddData, 1, EndpointDevKeys, false},
 		{FaceStudio, "GET", "/v1/api/1/devkeys", ClassAdmin, 1, EndpointDevKeys, false},
-		{FaceStudio, "GET", "/v1/api/01/raw-data", ClassAdmin, 0, "", false},
+		{FaceStudio, "GET", "/v1/api", ClassAdmin, 0, "", false},
+		{FaceStudio, "GET", "/v1/api/organizations/3", ClassAdmin, 0, "", false},
+		{FaceStudio, "GET", "/v1/api/1/apikeysx", ClassRead, 1, "", false},
+		{FaceStudio, "POST", "/v1/api/1/jobs-new", ClassAdmin, 1, "", false},
+		{FaceStudio, "POST", "/v1/api/1/raw-data-export", ClassAdmin, 1, "", false},
+		{FaceStudio, "GET", "/keys/", ClassRead, 0, EndpointPage, false},
+		{FaceStudio, "POST", "/v1/api/1/jobs/build-ondevice-model-2", ClassDeploy, 1, "", false},
 		{FaceStudio, "GET", "/v1/user", ClassAdmin, 0, "", false},
 		{FaceStudio, "GET", "/api/training/files", 0, 0, "", true},
 		{FaceStudio, "GET", "/", 0, 0, "", true},
@@ -140,7 +162,7 @@ func TestMatch(t *testing.T) {
 		{FaceStudio, "GET", "/keys/other.js", 0, 0, "", true},
 		{FaceIngestion, "POST", "/api/training/files", ClassAddData, 0, "", false},
 		{FaceIngestion, "POST", "/api/testing/data", ClassAddData, 0, "", false},
-		{FaceIngestion, "POST", "/api/post-processing/data/", ClassAddData, 0, "", false},
+		{FaceIngestion, "POST", "/api/post-processing/data", ClassAddData, 0, "", false},
 		{FaceIngestion, "GET", "/api/training/files", 0, 0, "", true},
 		{FaceIngestion, "POST", "/api/secret/files", 0, 0, "", true},
 		{FaceIngestion, "POST", "/api/training/files/extra", 0, 0, "", true},
@@ -156,6 +178,72 @@ func TestMatch(t *testing.T) {
 		}
 		if err != nil || r.Class != tt.class || r.ProjectID != tt.project || r.Local != tt.local {
 			t.Errorf("%s %s %s = %+v, %v; want class %s project %d local %q", tt.face, tt.method, tt.path, r, err, tt.class, tt.project, tt.local)
+		}
+	}
+}
+
+// TestMatchRefuses is every spelling that a lenient backend router could read as another project
+// or route: refused with the right error, never classified.
+func TestMatchRefuses(t *testing.T) {
+	tests := []struct {
+		face         Face
+		method, path string
+		want         error
+	}{
+		{FaceStudio, "get", "/v1/api/1/raw-data", ErrBadMethod},
+		{FaceStudio, "TRACE", "/v1/api/1/raw-data", ErrBadMethod},
+		{FaceStudio, "PROPFIND", "/v1/api/1", ErrBadMethod},
+		{FaceStudio, "GET", "/v1/api/1/raw-data/", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/1/apikeys/", ErrBadPath},
+		{FaceIngestion, "POST", "/api/training/data/", ErrBadPath},
+		{FaceStudio, "GET", "/V1/api/2/raw-data", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/API/2/raw-data", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/Api/2", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api.json/2", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/ api/2", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/PROJECTS", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/projects.json", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/projects/API-KEY-INFO", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/APIKEYS", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/ApiKeys", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/apikeys.json", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/apikeys.", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/hmackeys.", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/HmacKeys", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/DEVKEYS", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/devkeys~", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/ devkeys", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/devkeys ", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/api\u212Aeys", ErrNoRoute},       // Kelvin sign
+		{FaceStudio, "GET", "/v1/api/1/hmac\u212Aey\u017F", ErrNoRoute}, // Kelvin sign, long s
+		{FaceStudio, "GET", "/v1/api/1/devkeys/HMAC", ErrNoRoute},
+		{FaceStudio, "POST", "/v1/api/1/apikeys/IngestionOnly", ErrNoRoute},
+		{FaceStudio, "POST", "/v1/api/1/RAW-DATA/1", ErrNoRoute},
+		{FaceStudio, "POST", "/v1/api/1/jobs/DEPLOY", ErrNoRoute},
+		{FaceStudio, "POST", "/v1/api/1/Jobs/deploy", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/02/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/+2/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/-2/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/2.0/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/2e0/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/0x2/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/ 2/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/2 /raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/2abc/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/.2/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/0/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/9999999999999999999/raw-data", ErrBadPath},
+		{FaceStudio, "GET", "/v1/api/\u0662/raw-data", ErrBadPath},  // Arabic-Indic two
+		{FaceStudio, "GET", "/v1/api/\uff12/raw-data", ErrBadPath},  // fullwidth two
+		{FaceStudio, "GET", "/v1/api/x\u00b2/raw-data", ErrBadPath}, // superscript two
+		{FaceIngestion, "POST", "/api/Training/data", ErrNoRoute},
+		{FaceIngestion, "POST", "/API/training/data", ErrNoRoute},
+		{FaceIngestion, "POST", "/api/training/DATA", ErrNoRoute},
+	}
+	for _, tt := range tests {
+		r, err := Match(tt.face, tt.method, tt.path)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("%s %s %q = %+v, %v; want %v", tt.face, tt.method, tt.path, r, err, tt.want)
 		}
 	}
 }

@@ -37,7 +37,8 @@ type catalogueCase struct {
 	name string
 	// face is the listener the request goes to; zero means the Studio face.
 	face policy.Face
-	// method and target form the request line; target is sent verbatim (default method GET).
+	// method and target form the request line; target is sent verbatim, placeholders replaced
+	// (default method GET).
 	method, target string
 	// key names a fixture key (see catalogueKeys) sent as x-api-key; "" sends none.
 	key string
@@ -64,6 +65,8 @@ type catalogueCase struct {
 	forward string
 	// check, when set, inspects the answer further (headers, body).
 	check func(t *testing.T, res *http.Response, body []byte)
+	// upstream, when set on a forward row, inspects what the upstream received.
+	upstream func(t *testing.T, got recorded)
 }
 
 // catalogueKeys are the fixture's keys by name: "{role}{project}".
@@ -203,7 +206,7 @@ func (fx *catalogueFixture) wire(c catalogueCase) string {
 		method = "GET"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: keygate.test\r\nConnection: close\r\n", method, c.target)
+	fmt.Fprintf(&b, "%s %s HTTP/1.1\r\nHost: keygate.test\r\nConnection: close\r\n", method, fx.expand(c.target))
 	if c.key != "" {
 		k, ok := fx.keys[c.key]
 		if !ok {
@@ -211,6 +214,7 @@ func (fx *catalogueFixture) wire(c catalogueCase) string {
 		}
 		fmt.Fprintf(&b, "x-api-key: %s\r\n", k)
 	}
+	body := fx.expand(c.body)
 	framed := false
 	for _, h := range c.header {
 		lower := strings.ToLower(h)
@@ -220,11 +224,11 @@ func (fx *catalogueFixture) wire(c catalogueCase) string {
 		b.WriteString(fx.expand(h))
 		b.WriteString("\r\n")
 	}
-	if !framed && (c.body != "" || method == "POST" || method == "PUT" || method == "PATCH") {
-		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(c.body))
+	if !framed && (body != "" || method == "POST" || method == "PUT" || method == "PATCH") {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
 	}
 	b.WriteString("\r\n")
-	b.WriteString(fx.expand(c.body))
+	b.WriteString(body)
 	return b.String()
 }
 
@@ -296,6 +300,9 @@ func runCatalogueOn(t *testing.T, fx *catalogueFixture, cases []catalogueCase) {
 				}
 				if c.check != nil {
 					c.check(t, res, body)
+				}
+				if c.upstream != nil {
+					c.upstream(t, got[0])
 				}
 				return
 			}

@@ -114,7 +114,12 @@ const (
 	HeaderSignature = "X-Keygate-Signature"
 	identityPrefix  = "X-Keygate-"
 	headerAPIKey    = "X-Api-Key"
+	headerNosniff   = "X-Content-Type-Options"
 )
+
+// nosniff is the X-Content-Type-Options value, shared so setting it allocates nothing (a header
+// slice of capacity one: an append elsewhere copies it).
+var nosniff = []string{"nosniff"}
 
 // New builds a Gateway.
 func New(opt Options) *Gateway {
@@ -126,6 +131,9 @@ func New(opt Options) *Gateway {
 	g.rp = &httputil.ReverseProxy{
 		Rewrite: g.rewrite,
 		ModifyResponse: func(res *http.Response) error {
+			// handle set nosniff on the answer already (nosniff is its only value): the
+			// upstream's copy would only duplicate it.
+			delete(res.Header, headerNosniff)
 			if res.StatusCode >= 500 {
 				if st, _ := res.Request.Context().Value(stateKey{}).(*state); st != nil && st.release != nil {
 					st.release()
@@ -175,20 +183,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) error {
-	// 1. route: the path is judged exactly as it will be forwarded.
+	// 1. route: the request must be in the canonical form (docs/security.md), and the path is
+	// judged exactly as it will be forwarded.
+	if err := checkHeaders(r.Header, g.face); err != nil {
+		return err
+	}
 	path, err := policy.CanonicalPath(r.URL.EscapedPath())
 	if err != nil {
-		return apierr.New(http.StatusBadRequest, "bad_request", "path contains encoded slashes, dot segments or control characters", nil)
+		return g.routeError(err, r.Method, "")
 	}
 	st.path = path
 	route, err := policy.Match(g.opt.Face, r.Method, path)
 	if err != nil {
-		return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+r.Method+" "+path, nil)
+		return g.routeError(err, r.Method, path)
 	}
 	st.route = route
 	if route.Public {
 		if g.opt.Page == nil {
-			return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+r.Method+" "+path, nil)
+			return g.routeError(policy.ErrNoRoute, r.Method, path)
 		}
 		st.outcome = "page"
 		g.opt.Page.ServeHTTP(w, r)
@@ -241,6 +253,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if route.Local != policy.EndpointNone && g.opt.Local != nil {
 		st.outcome = "local"
+		w.Header()[headerNosniff] = nosniff
 		lr := r.WithContext(keys.WithPrincipal(ctx, p))
 		lr.URL.Path, lr.URL.RawPath = path, ""
 		g.opt.Local.ServeHTTP(w, lr)
@@ -268,8 +281,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		}
 	}
 
-	// 6. forward.
+	// 6. forward. Every answer keygate relays says nosniff, so no browser sniffs a JSON answer
+	// that echoes caller text into HTML or script.
 	st.outcome = "forwarded"
+	w.Header()[headerNosniff] = nosniff
 	g.rp.ServeHTTP(w, r.WithContext(ctx))
 	return nil
 }
@@ -311,7 +326,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h := out.Header
 	for name := range h {
-		if len(name) >= len(identityPrefix) && strings.EqualFold(name[:len(identityPrefix)], identityPrefix) {
+		if len(name) >= len(identityPrefix) && strings.EqualFold(name[:len(identityPrefix)], identityPrefix) || routingHeader(name) {
 			delete(h, name)
 		}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/keygate/keygate/internal/redact"
 )
 
 // Record is one request's line. Zero KeyID/Project mean "no key resolved"; empty strings are omitted
@@ -59,7 +61,7 @@ func appendJSON(b []byte, r *Record) []byte {
 	b = append(b, `,"method":`...)
 	b = appendJSONString(b, r.Method)
 	b = append(b, `,"path":`...)
-	b = appendJSONString(b, r.Path)
+	b = appendJSONString(b, redact.Path(r.Path))
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, `,"outcome":`...)
@@ -82,7 +84,7 @@ func appendJSON(b []byte, r *Record) []byte {
 	}
 	if r.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendJSONString(b, r.Error)
+		b = appendJSONString(b, redact.Path(r.Error))
 	}
 	return append(b, "}\n"...)
 }
@@ -126,7 +128,7 @@ func appendText(b []byte, r *Record) []byte {
 	b = append(b, " method="...)
 	b = appendTextValue(b, r.Method)
 	b = append(b, " path="...)
-	b = appendTextValue(b, r.Path)
+	b = appendTextValue(b, redact.Path(r.Path))
 	b = append(b, " status="...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	b = append(b, " outcome="...)
@@ -149,7 +151,7 @@ func appendText(b []byte, r *Record) []byte {
 	}
 	if r.Error != "" {
 		b = append(b, " error="...)
-		b = appendTextValue(b, r.Error)
+		b = appendTextValue(b, redact.Path(r.Error))
 	}
 	return append(b, '\n')
 }

@@ -69,3 +69,21 @@ func BenchmarkJSONLine(b *testing.B) {
 		w.Log(r)
 	}
 }
+
+// TestKeysRedacted: a key pasted into a URL path (or echoed in an error) never lands in the log.
+func TestKeysRedacted(t *testing.T) {
+	key := "ei_" + strings.Repeat("0123456789abcdef", 4)
+	own := "ei_my-own-caller-supplied-key-0001"
+	for _, text := range []bool{false, true} {
+		var out bytes.Buffer
+		w := New(&out, text)
+		w.Log(&Record{Face: "studio", Method: "GET", Path: "/v1/api/1/" + key + "/x/" + own, Error: "no such endpoint: GET /" + key})
+		line := out.String()
+		if strings.Contains(line, key[3:]) || strings.Contains(line, own[3:]) {
+			t.Errorf("text=%v: key in the log: %s", text, line)
+		}
+		if !strings.Contains(line, "/v1/api/1/ei_[redacted]/x/ei_[redacted]") {
+			t.Errorf("text=%v: path not kept around the redaction: %s", text, line)
+		}
+	}
+}

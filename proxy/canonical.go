@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/internal/redact"
+	"github.com/keygate/keygate/policy"
+)
+
+// The request-form checks that run before identify (docs/security.md): what keygate judges must
+// be what every backend reads, so whatever a common backend could read differently is refused
+// (or, for headers that only ever steer routing, dropped before forwarding).
+
+func badRequest(msg string) *apierr.Error {
+	return apierr.New(http.StatusBadRequest, "bad_request", msg, nil)
+}
+
+// checkHeaders refuses the header shapes that a backend could read differently from keygate:
+//   - a protocol upgrade (Upgrade, or "upgrade" in Connection): after a 101 the connection is a
+//     tunnel whose later requests keygate never judges. Only the remote-management face upgrades.
+//   - a header whose name, with '_' read as '-', is x-api-key or X-Keygate-* without being spelled
+//     so: WSGI/CGI backends (and nginx with underscores_in_headers) merge X_Api_Key with
+//     x-api-key, so keygate could judge one key while the backend reads another.
+//   - more than one x-api-key value (a repeated header or a comma list): keygate would judge one,
+//     the backend may read another or the joined list.
+//
+// It allocates nothing on requests it lets through.
+func checkHeaders(h http.Header, face string) error {
+	for name, vals := range h {
+		switch name {
+		case "Upgrade":
+			return badRequest("protocol upgrades are not served on the " + face + " API")
+		case "Connection":
+			for _, v := range vals {
+				if hasToken(v, "upgrade") {
+					return badRequest("protocol upgrades are not served on the " + face + " API")
+				}
+			}
+		case headerAPIKey:
+			if len(vals) > 1 || len(vals) == 1 && strings.IndexByte(vals[0], ',') >= 0 {
+				return badRequest("send exactly one x-api-key header with one key")
+			}
+		default:
+			if strings.IndexByte(name, '_') >= 0 && (sameHeader(name, headerAPIKey) ||
+				len(name) > len(identityPrefix) && sameHeader(name[:len(identityPrefix)], identityPrefix)) {
+				return badRequest("header names that read as x-api-key or X-Keygate-* must be spelled with '-' (got " + name + ")")
+			}
+		}
+	}
+	return nil
+}
+
+// sameHeader compares header names case-insensitively with '_' read as '-'.
+func sameHeader(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == '_' {
+			x = '-'
+		}
+		if y == '_' {
+			y = '-'
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// hasToken reports whether the comma-separated header value v lists token (case-insensitively).
+func hasToken(v, token string) bool {
+	for v != "" {
+		var t string
+		t, v, _ = strings.Cut(v, ",")
+		if strings.EqualFold(strings.TrimSpace(t), token) {
+			return true
+		}
+	}
+	return false
+}
+
+// routingHeader reports client-sent headers that only exist to make a backend act on another
+// path, method or prefix than the request line says (X-Original-URL and X-Rewrite-URL in
+// Symfony/IIS, X-HTTP-Method-Override and friends in method-override middleware, Forwarded and
+// X-Forwarded-Prefix in Spring's ForwardedHeaderFilter and Werkzeug's ProxyFix). They are
+// dropped before forwarding: the upstream then reads the request keygate judged. X-Forwarded-For,
+// -Host and -Proto are set by keygate itself (ReverseProxy.SetXForwarded).
+func routingHeader(name string) bool {
+	switch name {
+	case "X-Original-Url", "X-Original-Uri", "X-Rewrite-Url", "X-Http-Method-Override", "X-Http-Method",
+		"X-Method-Override", "Forwarded", "X-Forwarded-Prefix", "X-Forwarded-Path", "X-Forwarded-Uri",
+		"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Original-Host":
+		return true
+	}
+	return false
+}
+
+// routeError turns a policy.Match error into the refusal the client sees. The path is echoed
+// with key-shaped strings redacted (a key pasted into a URL must not come back in an answer).
+func (g *Gateway) routeError(err error, method, path string) *apierr.Error {
+	switch err {
+	case policy.ErrBadPath:
+		return badRequest("path is not in canonical form: no dot segments, empty segments, trailing slash, encoded slashes, ';' or control characters; project ids in plain decimal")
+	case policy.ErrBadMethod:
+		return apierr.New(http.StatusMethodNotAllowed, "bad_method", "method "+method+" is not served on the "+g.face+" API", nil)
+	}
+	return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+method+" "+redact.Path(path), nil)
+}
