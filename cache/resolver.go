@@ -78,6 +78,7 @@ func (o *Options) defaults() {
 type posEntry struct {
 	p       keys.Principal
 	fetched time.Time
+	gen     uint64 // the generation when the read that produced it started
 }
 
 // Resolver resolves API keys through the cache. Entries are keyed by the key's SHA-256, so the
@@ -98,8 +99,9 @@ type Resolver struct {
 	mu  sync.Mutex
 	gen atomic.Uint64
 	// purged is the generation of the last purge (a resync: announcements may have been missed, so
-	// no read started before it may be cached after it).
-	purged uint64
+	// no read started before it may be cached after it, and every entry read before it is treated
+	// as expired: re-read from the store, or served from the grace period only while the store fails).
+	purged atomic.Uint64
 	// changed remembers, per hash, the generation at which it was last revoked or changed (a
 	// tombstone), so a lookup in flight across the invalidation does not cache what it read.
 	changed *lru.Cache[keys.Hash, invalidation]
@@ -109,6 +111,11 @@ type Resolver struct {
 	sf        singleflight.Group
 
 	downUntil atomic.Int64 // unix nanos: store calls are skipped until then
+	// failing is set by a store error and cleared by the next definite answer. While it is set, an
+	// expired entry within the grace period is served at once (no request waits on a failing
+	// store) and one background lookup at a time (probing) finds out whether the store is back.
+	failing atomic.Bool
+	probing atomic.Bool
 
 	stats Stats
 }
@@ -155,8 +162,14 @@ func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, err
 	now := r.opt.Now()
 	if e, ok := r.pos.Get(h); ok {
 		age := now.Sub(e.fetched)
-		if age < r.opt.TTL {
+		if age < r.opt.TTL && e.gen >= r.purged.Load() {
 			r.stats.Hits.Add(1)
+			return usable(e.p, now)
+		}
+		inGrace := age < r.opt.TTL+r.opt.Grace
+		if inGrace && r.failing.Load() {
+			r.probe(h)
+			r.stats.Stale.Add(1)
 			return usable(e.p, now)
 		}
 		p, err := r.fill(ctx, h)
@@ -166,7 +179,7 @@ func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, err
 		if errors.Is(err, ErrUnknownKey) {
 			return p, err
 		}
-		if age < r.opt.TTL+r.opt.Grace {
+		if inGrace {
 			r.stats.Stale.Add(1)
 			return usable(e.p, now)
 		}
@@ -202,7 +215,7 @@ func usable(p keys.Principal, now time.Time) (keys.Principal, error) {
 func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error) {
 	v, err, _ := r.sf.Do(string(h[:]), func() (any, error) {
 		// A caller that missed just before another's lookup completed finds its answer here.
-		if e, ok := r.pos.Peek(h); ok && r.opt.Now().Sub(e.fetched) < r.opt.TTL {
+		if e, ok := r.pos.Peek(h); ok && r.opt.Now().Sub(e.fetched) < r.opt.TTL && e.gen >= r.purged.Load() {
 			return e.p, nil
 		}
 		if time.Now().UnixNano() < r.downUntil.Load() {
@@ -214,6 +227,7 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 		p, err := r.store.LookupAPIKey(lctx, h)
 		cancel()
 		now := r.opt.Now()
+		r.failing.Store(err != nil && !errors.Is(err, keys.ErrNotFound))
 		switch {
 		case err == nil:
 			r.mu.Lock()
@@ -223,7 +237,7 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 				return nil, ErrUnknownKey
 			}
 			if r.current(h, start) {
-				r.pos.Add(h, posEntry{p: p, fetched: now})
+				r.pos.Add(h, posEntry{p: p, fetched: now, gen: start})
 				r.neg.Remove(h)
 			}
 			// Otherwise changed or purged while we were reading: this caller's request predates the
@@ -252,10 +266,22 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 	return v.(keys.Principal), nil
 }
 
+// probe starts one background lookup of h unless one is running or the store is in its backoff:
+// while the store fails, it is how the resolver notices that it is back.
+func (r *Resolver) probe(h keys.Hash) {
+	if time.Now().UnixNano() < r.downUntil.Load() || !r.probing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer r.probing.Store(false)
+		r.fill(context.Background(), h)
+	}()
+}
+
 // current reports whether nothing that concerns h happened since generation start: no purge, no
 // invalidation of h, and no forgotten tombstone. The caller holds r.mu.
 func (r *Resolver) current(h keys.Hash, start uint64) bool {
-	if r.purged > start || r.forgotten > start {
+	if r.purged.Load() > start || r.forgotten > start {
 		return false
 	}
 	inv, ok := r.changed.Get(h)
@@ -274,12 +300,13 @@ func (r *Resolver) Invalidate(h keys.Hash, revoked bool) {
 	r.stats.Invalidations.Add(1)
 }
 
-// Purge drops everything cached (announcements may have been missed): no lookup that started
-// before it caches its answer after it.
+// Purge invalidates everything cached (announcements may have been missed): every entry must be
+// read from the store again before it is served fresh, and no lookup that started before the purge
+// caches its answer after it. Entries are kept, not dropped, so that a store that fails right after
+// the resync (a reconnecting Redis) still finds them for the grace period, as after a TTL.
 func (r *Resolver) Purge() {
 	r.mu.Lock()
-	r.purged = r.gen.Add(1)
-	r.pos.Purge()
+	r.purged.Store(r.gen.Add(1))
 	r.neg.Purge()
 	r.mu.Unlock()
 	r.stats.Invalidations.Add(1)

@@ -392,3 +392,80 @@ func TestResolveDeadlines(t *testing.T) {
 		})
 	}
 }
+
+// TestResyncWhileStoreFailsServesFromGrace: a resync invalidates cached keys, but a store that
+// fails right after it (a Redis that is reconnecting) finds them within the grace period, as after
+// a TTL; a key the store no longer has is refused as soon as the store answers.
+func TestResyncWhileStoreFailsServesFromGrace(t *testing.T) {
+	r, m, _, key, want := setup(t)
+	ctx := context.Background()
+	gone, _ := keys.GenerateAPIKey()
+	m.set(func() { m.table[keys.HashKey(gone)] = keys.Principal{KeyID: 8, ProjectID: 1, Role: keys.RoleAdmin} })
+	for _, k := range []string{key, gone} {
+		if _, err := r.Resolve(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.set(func() { delete(m.table, keys.HashKey(gone)); m.err = errors.New("connection refused") })
+	r.Apply(keys.Event{Kind: keys.EventResync})
+	if p, err := r.Resolve(ctx, key); err != nil || p != want {
+		t.Errorf("cached key, store failing after a resync: %+v %v, want it served from the grace period", p, err)
+	}
+	m.set(func() { m.err = nil })
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		_, err := r.Resolve(ctx, gone)
+		return errors.Is(err, ErrUnknownKey)
+	}, "a key deleted from the store is still admitted after the store answers again")
+	if p, err := r.Resolve(ctx, key); err != nil || p != want {
+		t.Errorf("cached key after recovery: %+v %v", p, err)
+	}
+}
+
+// TestFailingStoreDoesNotHoldRequests: while the store fails, an expired cached key is served at
+// once from the grace period (a request never waits on the failing store), one background lookup
+// probes the store, and its answer refreshes the entry when the store is back.
+func TestFailingStoreDoesNotHoldRequests(t *testing.T) {
+	r, m, c, key, want := setup(t)
+	ctx := context.Background()
+	if _, err := r.Resolve(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(31 * time.Second)
+	m.set(func() { m.err = errors.New("connection refused") })
+	if p, err := r.Resolve(ctx, key); err != nil || p != want { // learns that the store fails
+		t.Fatalf("expired key, store failing: %+v %v", p, err)
+	}
+	gate := make(chan struct{})
+	calls := m.calls.Load()
+	m.set(func() { m.gate = gate; m.err = nil }) // the store is back, but slow to answer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 100; i++ {
+			if p, err := r.Resolve(ctx, key); err != nil || p != want {
+				t.Errorf("expired key while the store is failing: %+v %v", p, err)
+				return
+			}
+		}
+	}()
+	if !testutil.Within(5*time.Second, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}) {
+		t.Fatal("requests for a cached key waited on a failing store")
+	}
+	if n := m.calls.Load() - calls; n != 1 {
+		t.Errorf("%d store lookups for 100 requests while failing, want 1 probe", n)
+	}
+	close(gate)
+	m.set(func() { m.gate = nil })
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		before := r.Snapshot().Hits
+		r.Resolve(ctx, key)
+		return r.Snapshot().Hits == before+1
+	}, "the probe's answer did not refresh the entry")
+}
