@@ -15,9 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/policy"
 	"github.com/keygate/keygate/verify"
 )
@@ -130,10 +134,32 @@ type catalogueFixture struct {
 	upstream *recorder
 	// studio and ingestion are the faces' listeners (httptest servers running the Gateway).
 	studio, ingestion *httptest.Server
+	// log is the access log both faces write (JSON lines).
+	log *syncBuffer
 }
 
-// newCatalogueFixture starts the fixture. tweak, when non-nil, may change each face's Options
-// before its Gateway is built (e.g. MaxBody, a Verifier with other settings).
+// syncBuffer is an io.Writer safe for the servers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newCatalogueFixture starts the fixture: both faces as `keygate serve` builds them (metrics, the
+// access log, a rate limiter whose limits are far above what a test sends, the key API and the
+// Keys page, the ingestion verifier in reject mode). tweak, when non-nil, may change each face's
+// Options before its Gateway is built (e.g. MaxBody, a Verifier with other settings).
 func newCatalogueFixture(t *testing.T, tweak func(policy.Face, *Options)) *catalogueFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -142,7 +168,7 @@ func newCatalogueFixture(t *testing.T, tweak func(policy.Face, *Options)) *catal
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	fx := &catalogueFixture{store: s, keys: map[string]string{}, upstream: &recorder{}}
+	fx := &catalogueFixture{store: s, keys: map[string]string{}, upstream: &recorder{}, log: &syncBuffer{}}
 	for _, k := range catalogueKeys {
 		whole, err := keys.GenerateAPIKey()
 		if err != nil {
@@ -163,12 +189,23 @@ func newCatalogueFixture(t *testing.T, tweak func(policy.Face, *Options)) *catal
 	projects := cache.NewProjects(s, cache.Options{})
 	guard := verify.NewMemoryReplayGuard(0, nil)
 	transport := NewTransport(TransportOptions{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 10 * time.Second})
+	metrics := NewMetrics(prometheus.NewRegistry())
+	alog := accesslog.New(fx.log, false)
+	high := keys.Limit{Rate: 1 << 20, Period: time.Second, Burst: 1 << 20}
+	limiter := &RateLimits{
+		Engine: limit.NewLocal(0, nil), Projects: projects, Headers: true, Metrics: metrics,
+		Limits: policy.Limits{
+			IngestionKey:     map[keys.Role]keys.Limit{keys.RoleAdmin: high, keys.RoleIngestionDeployment: high, keys.RoleIngestion: high, keys.RoleReadOnly: high},
+			IngestionProject: high, IngestionDevice: high, StudioKey: high,
+		},
+	}
 	start := func(face policy.Face) *httptest.Server {
-		opt := Options{Face: face, Upstream: upURL, Resolver: resolver, Transport: transport, MaxBody: 32 << 20}
+		opt := Options{Face: face, Upstream: upURL, Resolver: resolver, Transport: transport, MaxBody: 32 << 20,
+			Metrics: metrics, AccessLog: alog, Limiter: limiter, Usage: keys.NewUsageRecorder(nil, time.Hour, nil)}
 		if face == policy.FaceStudio {
 			opt.Local, opt.Page = admin.New(s, nil), admin.NewPage()
 		} else {
-			opt.Verifier = NewIngest(IngestOptions{Projects: projects, Replay: guard, Fallback: guard})
+			opt.Verifier = NewIngest(IngestOptions{Projects: projects, Replay: guard, Fallback: guard, Metrics: metrics})
 		}
 		if tweak != nil {
 			tweak(face, &opt)
@@ -274,6 +311,7 @@ func runCatalogue(t *testing.T, cases []catalogueCase) {
 func runCatalogueOn(t *testing.T, fx *catalogueFixture, cases []catalogueCase) {
 	t.Helper()
 	seen := map[string]bool{}
+	defer fx.checkLog(t)
 	for _, c := range cases {
 		if seen[c.name] {
 			t.Fatalf("duplicate row name %q", c.name)
@@ -340,6 +378,18 @@ func runCatalogueOn(t *testing.T, fx *catalogueFixture, cases []catalogueCase) {
 				c.check(t, res, body)
 			}
 		})
+	}
+}
+
+// checkLog asserts that no fixture key reached the access log (a key pasted into a path is
+// redacted; keys in headers and queries are never logged).
+func (fx *catalogueFixture) checkLog(t *testing.T) {
+	t.Helper()
+	log := fx.log.String()
+	for name, k := range fx.keys {
+		if strings.Contains(log, k[len("ei_"):]) {
+			t.Errorf("key %s is in the access log", name)
+		}
 	}
 }
 
