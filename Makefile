@@ -36,17 +36,18 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 
-FUZZ_TARGETS := FuzzParseJSON FuzzParseCBOR FuzzSplitMultipart
+# package:target pairs.
+FUZZ_TARGETS := ./verify:FuzzParseJSON ./verify:FuzzParseCBOR ./verify:FuzzSplitMultipart ./upstream:FuzzUpstreamResponse
 FUZZTIME     ?= 2m
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	@# A short run of each fuzz target on top of its seed corpus (make fuzz runs them longer).
-	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s ./verify >/dev/null || { echo "fuzz $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 1x ./verify; exit 1; }; done
+	@for pf in $(FUZZ_TARGETS); do p=$${pf%%:*}; f=$${pf#*:}; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 5s $$p >/dev/null 2>&1 || { echo "fuzz $$f failed"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 1x $$p; exit 1; }; done
 	@echo "fuzz: $(FUZZ_TARGETS) ran 5s each without a failure"
 
 fuzz:
-	@for f in $(FUZZ_TARGETS); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./verify || exit 1; done
+	@for pf in $(FUZZ_TARGETS); do p=$${pf%%:*}; f=$${pf#*:}; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done
 
 # bench measures keygate against a direct backend and a bare ReverseProxy on loopback (wrk when
 # installed, else a Go load generator); about two minutes. BENCH_FLAGS=-duration=10s for longer runs.

@@ -1,0 +1,741 @@
+// Package upstream is keygate's client for the upstream hop: an HTTP/1.1 http.RoundTripper that
+// runs each round trip on the calling goroutine over a bounded keep-alive pool.
+//
+// http.Transport serves every connection with a reader and a writer goroutine and hands each
+// request and response between them over channels; a proxy pays for those hand-offs on every
+// request. Here the handler's goroutine writes the request and reads the response itself; only a
+// request with a body gets a writer goroutine, so that an upstream answering before it has read the
+// body (413, 401) cannot deadlock the exchange. The wire format is net/http's own:
+// (*http.Request).Write and http.ReadResponse, so framing (chunked, Content-Length, trailers,
+// read-until-close, no body for HEAD/204/304) is parsed by the same code as http.Transport's.
+//
+// https upstreams and protocol upgrades (101) go to Options.Fallback (an http.Transport): TLS
+// session caching, ALPN and certificate configuration live in one well-tested place, the TLS
+// work dwarfs the hand-off cost this package saves, and keygate's sidecar upstreams are plain
+// HTTP on loopback.
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Options tune a Transport. Zero values take the defaults named on each field.
+type Options struct {
+	// DialTimeout bounds connecting to the upstream (default 5s).
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for the response headers once the request is written
+	// (0: no bound beyond the request's context). The connection is closed when it expires.
+	ResponseHeaderTimeout time.Duration
+	// IdleTimeout closes keep-alive connections left unused this long (default 90s).
+	IdleTimeout time.Duration
+	// MaxIdlePerHost bounds the idle connections kept per upstream (default 512); connections
+	// beyond it are closed when their response ends.
+	MaxIdlePerHost int
+	// MaxResponseHeaderBytes bounds a response's header block, each 1xx counted afresh
+	// (default 1 MiB).
+	MaxResponseHeaderBytes int64
+	// ExpectContinueTimeout is how long a request with "Expect: 100-continue" waits for the
+	// upstream's 100 before sending the body anyway (default 1s).
+	ExpectContinueTimeout time.Duration
+	// Fallback carries the requests this transport does not: https upstreams and protocol
+	// upgrades. Nil: such requests fail.
+	Fallback http.RoundTripper
+	// DialContext replaces the TCP dialer (tests); nil: net.Dialer with DialTimeout.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Defaults.
+const (
+	DefaultDialTimeout            = 5 * time.Second
+	DefaultIdleTimeout            = 90 * time.Second
+	DefaultMaxIdlePerHost         = 512
+	DefaultMaxResponseHeaderBytes = 1 << 20
+	DefaultExpectContinueTimeout  = time.Second
+	// max1xx bounds the informational responses before the final one.
+	max1xx = 16
+)
+
+// Transport is the upstream RoundTripper. It is safe for concurrent use.
+type Transport struct {
+	opt  Options
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	mu     sync.Mutex
+	pools  map[string][]*conn // idle connections per host:port, most recently used last
+	reaper *time.Timer
+}
+
+var _ http.RoundTripper = (*Transport)(nil)
+
+// New builds a Transport.
+func New(o Options) *Transport {
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.MaxIdlePerHost <= 0 {
+		o.MaxIdlePerHost = DefaultMaxIdlePerHost
+	}
+	if o.MaxResponseHeaderBytes <= 0 {
+		o.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
+	}
+	if o.ExpectContinueTimeout <= 0 {
+		o.ExpectContinueTimeout = DefaultExpectContinueTimeout
+	}
+	t := &Transport{opt: o, pools: map[string][]*conn{}}
+	t.dial = o.DialContext
+	if t.dial == nil {
+		t.dial = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return t
+}
+
+// Errors a round trip can end with, besides the network's and the context's.
+var (
+	// ErrHeaderTimeout is ResponseHeaderTimeout expiring; it reports Timeout() (504 in keygate).
+	ErrHeaderTimeout  error = timeoutError{}
+	errTooMany1xx           = errors.New("upstream: too many 1xx informational responses")
+	errHeaderTooLarge       = errors.New("upstream: response headers exceed the size limit")
+	errBodyClosed           = errors.New("upstream: read on closed response body")
+	errSkipBody             = errors.New("upstream: body not sent: the upstream answered and closes")
+	errUnaskedSwitch        = errors.New("upstream: 101 Switching Protocols to a request that asked for no upgrade")
+)
+
+type timeoutError struct{}
+
+func (timeoutError) Error() string   { return "upstream: timeout awaiting response headers" }
+func (timeoutError) Timeout() bool   { return true }
+func (timeoutError) Temporary() bool { return true }
+
+// RoundTrip sends one request and returns the upstream's final response. The response body must be
+// read to its end (or closed) for the connection to be reused.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeReqBody(req)
+		return nil, errors.New("upstream: nil Request.URL")
+	}
+	if req.URL.Scheme != "http" || isUpgrade(req.Header) {
+		if t.opt.Fallback != nil {
+			return t.opt.Fallback.RoundTrip(req)
+		}
+		closeReqBody(req)
+		return nil, fmt.Errorf("upstream: %s requests need a fallback transport", req.URL.Scheme)
+	}
+	if err := validate(req); err != nil {
+		closeReqBody(req)
+		return nil, err
+	}
+	ctx := req.Context()
+	if err := ctx.Err(); err != nil {
+		closeReqBody(req)
+		return nil, context.Cause(ctx)
+	}
+	key := hostPort(req.URL.Host)
+	for attempt := 0; ; attempt++ {
+		c, err := t.get(ctx, key, attempt > 0)
+		if err != nil {
+			closeReqBody(req)
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			return nil, err
+		}
+		resp, rerr := c.roundTrip(ctx, req)
+		if rerr == nil {
+			return resp, nil
+		}
+		if attempt == 0 && rerr.retry && ctx.Err() == nil {
+			if hasBody(req) {
+				body, err := req.GetBody()
+				if err != nil {
+					return nil, rerr.err
+				}
+				r2 := *req
+				r2.Body = body
+				req = &r2
+			}
+			continue
+		}
+		return nil, rerr.err
+	}
+}
+
+// CloseIdleConnections closes the idle keep-alive connections (and the fallback's).
+func (t *Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	var all []*conn
+	for k, cs := range t.pools {
+		all = append(all, cs...)
+		delete(t.pools, k)
+	}
+	t.mu.Unlock()
+	for _, c := range all {
+		c.close()
+	}
+	if f, ok := t.opt.Fallback.(interface{ CloseIdleConnections() }); ok {
+		f.CloseIdleConnections()
+	}
+}
+
+// IdleConns is the number of idle keep-alive connections (for tests and metrics).
+func (t *Transport) IdleConns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, cs := range t.pools {
+		n += len(cs)
+	}
+	return n
+}
+
+// get returns an idle connection that is still open and quiet, or dials a new one.
+func (t *Transport) get(ctx context.Context, key string, fresh bool) (*conn, error) {
+	if !fresh {
+		for {
+			t.mu.Lock()
+			cs := t.pools[key]
+			if len(cs) == 0 {
+				t.mu.Unlock()
+				break
+			}
+			c := cs[len(cs)-1]
+			cs[len(cs)-1] = nil
+			t.pools[key] = cs[:len(cs)-1]
+			t.mu.Unlock()
+			// An idle connection must have nothing to read: bytes there are either the upstream's
+			// close (EOF) or data nobody asked for, which must never be taken as the next answer.
+			if time.Since(c.idleAt) < t.opt.IdleTimeout && c.quiet() {
+				return c, nil
+			}
+			c.close()
+		}
+	}
+	nc, err := t.dial(ctx, "tcp", key)
+	if err != nil {
+		return nil, fmt.Errorf("upstream: dial %s: %w", key, err)
+	}
+	c := &conn{t: t, key: key, nc: nc, limit: -1}
+	c.br = bufio.NewReaderSize(c, 4<<10)
+	c.bw = bufio.NewWriterSize(countWriter{c}, 4<<10)
+	if sc, ok := nc.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			c.rc = rc
+			c.peekFn = c.peek
+		}
+	}
+	return c, nil
+}
+
+// put returns a connection to the idle pool, or closes it when the pool is full.
+func (t *Transport) put(c *conn) {
+	c.reused = true
+	c.idleAt = time.Now()
+	t.mu.Lock()
+	cs := t.pools[c.key]
+	if len(cs) >= t.opt.MaxIdlePerHost {
+		t.mu.Unlock()
+		c.close()
+		return
+	}
+	t.pools[c.key] = append(cs, c)
+	if t.reaper == nil {
+		t.reaper = time.AfterFunc(t.opt.IdleTimeout, t.reap)
+	}
+	t.mu.Unlock()
+}
+
+// reap closes the connections idle longer than IdleTimeout and re-arms while any stay idle.
+func (t *Transport) reap() {
+	now := time.Now()
+	var old []*conn
+	var next time.Duration
+	t.mu.Lock()
+	for k, cs := range t.pools {
+		i := 0
+		for i < len(cs) && now.Sub(cs[i].idleAt) >= t.opt.IdleTimeout {
+			i++
+		}
+		old = append(old, cs[:i]...)
+		if i == len(cs) {
+			delete(t.pools, k)
+			continue
+		}
+		rest := append(cs[:0], cs[i:]...)
+		clear(cs[len(rest):])
+		t.pools[k] = rest
+		if d := t.opt.IdleTimeout - now.Sub(rest[0].idleAt); next == 0 || d < next {
+			next = d
+		}
+	}
+	if next > 0 {
+		t.reaper.Reset(next)
+	} else {
+		t.reaper = nil
+	}
+	t.mu.Unlock()
+	for _, c := range old {
+		c.close()
+	}
+}
+
+// conn is one upstream connection. While in use it belongs to one round trip.
+type conn struct {
+	t      *Transport
+	key    string
+	nc     net.Conn
+	rc     syscall.RawConn
+	peekFn func(fd uintptr) bool
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	reused bool
+	idleAt time.Time
+
+	// Read accounting, owned by the reading goroutine: limit is the header bytes left (-1 while
+	// reading a body), nread the bytes read in this round trip.
+	limit int64
+	nread int64
+	// nwrite is the bytes written in this round trip (by the writing goroutine).
+	nwrite int64
+
+	// The header deadline is armed by the body writer once it has sent the request; mu orders that
+	// against the reader disarming it when the headers are in.
+	mu           sync.Mutex
+	awaitHeaders bool
+
+	peekN   int
+	peekErr error
+	peekBuf [1]byte
+
+	closeOnce sync.Once
+	broken    atomic.Bool
+}
+
+func (c *conn) Read(p []byte) (int, error) {
+	if c.limit >= 0 {
+		if c.limit == 0 {
+			return 0, errHeaderTooLarge
+		}
+		if int64(len(p)) > c.limit {
+			p = p[:c.limit]
+		}
+	}
+	n, err := c.nc.Read(p)
+	c.nread += int64(n)
+	if c.limit >= 0 {
+		c.limit -= int64(n)
+	}
+	return n, err
+}
+
+type countWriter struct{ c *conn }
+
+func (w countWriter) Write(p []byte) (int, error) {
+	n, err := w.c.nc.Write(p)
+	w.c.nwrite += int64(n)
+	return n, err
+}
+
+func (c *conn) close() {
+	c.closeOnce.Do(func() { c.broken.Store(true); c.nc.Close() })
+}
+
+// abort is the request context ending: the connection is closed, which unblocks any read or write.
+func (c *conn) abort() { c.close() }
+
+// rtError is a failed round trip and whether it may be retried on a fresh connection.
+type rtError struct {
+	err   error
+	retry bool
+}
+
+// roundTrip writes req and reads the final response on c.
+func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, *rtError) {
+	c.nread, c.nwrite = 0, 0
+	stop := noStop
+	if ctx.Done() != nil {
+		stop = context.AfterFunc(ctx, c.abort)
+	}
+	timeout := c.t.opt.ResponseHeaderTimeout
+	var w *bodyWriter
+	if hasBody(req) {
+		w = c.startWriter(req, timeout)
+	} else {
+		err := req.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		if err != nil {
+			stop()
+			c.close()
+			return nil, c.fail(ctx, req, nil, err)
+		}
+		if timeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+		}
+	}
+
+	trace := httptrace.ContextClientTrace(ctx)
+	c.limit = c.t.opt.MaxResponseHeaderBytes
+	var resp *http.Response
+	var err error
+	for n1xx := 0; ; n1xx++ {
+		resp, err = http.ReadResponse(c.br, req)
+		if err != nil {
+			break
+		}
+		code := resp.StatusCode
+		if code < 100 || code > 199 || code == http.StatusSwitchingProtocols {
+			break
+		}
+		if n1xx == max1xx {
+			err = errTooMany1xx
+			break
+		}
+		if code == http.StatusContinue && w != nil {
+			w.proceed(true)
+		}
+		if trace != nil && trace.Got1xxResponse != nil {
+			if err = trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
+				break
+			}
+		}
+		c.limit = c.t.opt.MaxResponseHeaderBytes
+	}
+	if err == nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		// Upgrades go to the fallback: a 101 here was not asked for, and what follows it is not HTTP.
+		err = errUnaskedSwitch
+	}
+	c.limit = -1
+	if w != nil {
+		c.mu.Lock()
+		c.awaitHeaders = false
+		c.mu.Unlock()
+	}
+	if timeout > 0 {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		stop()
+		c.close()
+		if w != nil {
+			w.proceed(false)
+		}
+		return nil, c.fail(ctx, req, w, err)
+	}
+	keep := !resp.Close && !req.Close && !hasClose(req.Header)
+	if w != nil {
+		// http.Transport's rule: without a 100, send the body anyway unless the connection closes.
+		w.proceed(keep)
+	}
+	b := &body{ctx: ctx, c: c, rc: resp.Body, stop: stop, w: w, keep: keep}
+	if resp.Body == http.NoBody {
+		b.finish(true)
+		return resp, nil
+	}
+	resp.Body = b
+	return resp, nil
+}
+
+func noStop() bool { return true }
+
+// fail maps a round-trip error: the context's cause when it ended, ErrHeaderTimeout for the header
+// deadline, a request-body read error as itself (so a MaxBytesError stays a 413), and whether a
+// retry on a fresh connection is safe (http.Transport's rules: a reused connection, no response
+// byte, and a request that can be sent again).
+func (c *conn) fail(ctx context.Context, req *http.Request, w *bodyWriter, err error) *rtError {
+	if ctx.Err() != nil {
+		return &rtError{err: context.Cause(ctx)}
+	}
+	if w != nil {
+		select {
+		case <-w.done:
+			if w.bodyErr != nil {
+				return &rtError{err: w.bodyErr}
+			}
+		default:
+		}
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return &rtError{err: ErrHeaderTimeout}
+	}
+	retry := false
+	if c.reused && c.nread == 0 {
+		switch {
+		case w == nil && c.nwrite == 0:
+			retry = true // nothing was sent
+		case w == nil:
+			retry = idempotent(req)
+		default:
+			retry = req.GetBody != nil && idempotent(req)
+		}
+	}
+	if errors.Is(err, io.EOF) && c.nread == 0 {
+		err = errors.New("upstream closed the connection before answering")
+	}
+	return &rtError{err: fmt.Errorf("upstream: %w", err), retry: retry}
+}
+
+// bodyWriter sends a request with a body on its own goroutine, so the response can be read while
+// the body is still going out.
+type bodyWriter struct {
+	done    chan struct{}
+	err     error // the write's error (valid after done)
+	bodyErr error // an error reading the request body (valid after done)
+	cont    chan bool
+	expect  bool
+	sent    bool // proceed was called (reader side)
+}
+
+func (c *conn) startWriter(req *http.Request, timeout time.Duration) *bodyWriter {
+	w := &bodyWriter{done: make(chan struct{})}
+	r2 := *req
+	br := &bodyReader{r: req.Body, w: w}
+	if req.ProtoAtLeast(1, 1) && expectsContinue(req.Header) {
+		w.expect = true
+		w.cont = make(chan bool, 1)
+		br.wait = c.t.opt.ExpectContinueTimeout
+	}
+	r2.Body = br
+	c.awaitHeaders = true
+	go func() {
+		err := r2.Write(c.bw)
+		if err == nil {
+			err = c.bw.Flush()
+		}
+		w.err = err
+		if errors.Is(err, errSkipBody) {
+			w.err = nil // the upstream answered without a 100 and closes: nothing more to send
+		}
+		if w.err == nil && timeout > 0 {
+			c.mu.Lock()
+			if c.awaitHeaders {
+				_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+			}
+			c.mu.Unlock()
+		}
+		close(w.done)
+		if w.bodyErr != nil {
+			// The upstream waits for the rest of a body that will not come.
+			c.close()
+		}
+	}()
+	return w
+}
+
+// proceed tells a writer waiting for "100 Continue" whether to send the body (once).
+func (w *bodyWriter) proceed(send bool) {
+	if w.expect && !w.sent {
+		w.sent = true
+		w.cont <- send
+	}
+}
+
+// maxWriteWait is how long a response that ended before its request finished going out waits for
+// the writer before giving the connection up (http.Transport's maxWriteWaitBeforeConnReuse).
+const maxWriteWait = 50 * time.Millisecond
+
+// finishedWithin reports whether the whole request went out without error, waiting up to d.
+func (w *bodyWriter) finishedWithin(d time.Duration) bool {
+	select {
+	case <-w.done:
+		return w.err == nil
+	default:
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-w.done:
+		return w.err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+// bodyReader is the request body as the writer reads it: it waits for 100 Continue when asked to
+// and records read errors so they are reported as the request's, not the network's.
+type bodyReader struct {
+	r      io.ReadCloser
+	w      *bodyWriter
+	wait   time.Duration
+	waited bool
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.wait > 0 && !b.waited {
+		b.waited = true
+		t := time.NewTimer(b.wait)
+		select {
+		case send := <-b.w.cont:
+			t.Stop()
+			if !send {
+				return 0, errSkipBody
+			}
+		case <-t.C:
+		}
+	}
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		b.w.bodyErr = err
+	}
+	return n, err
+}
+
+func (b *bodyReader) Close() error { return b.r.Close() }
+
+// body is the response body: the connection goes back to the pool when it has been read to its end
+// and everyone agreed to keep it; on any other ending the connection is closed.
+type body struct {
+	ctx  context.Context
+	c    *conn
+	rc   io.ReadCloser
+	stop func() bool
+	w    *bodyWriter
+	keep bool
+	done atomic.Bool
+	eof  bool
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.done.Load() {
+		return 0, errBodyClosed
+	}
+	n, err := b.rc.Read(p)
+	switch {
+	case err == io.EOF:
+		b.eof = true
+		b.finish(true)
+	case err != nil:
+		b.finish(false)
+		if b.ctx.Err() != nil {
+			err = context.Cause(b.ctx)
+		}
+	}
+	return n, err
+}
+
+// Close ends the body. Before its end, the connection is closed rather than drained: draining
+// could wait on a slow upstream.
+func (b *body) Close() error {
+	b.finish(b.eof)
+	return nil
+}
+
+func (b *body) finish(eof bool) {
+	if !b.done.CompareAndSwap(false, true) {
+		return
+	}
+	c := b.c
+	reuse := b.stop() && eof && b.keep && !c.broken.Load() && c.br.Buffered() == 0
+	if reuse && b.w != nil {
+		reuse = b.w.finishedWithin(maxWriteWait)
+	}
+	if reuse {
+		c.t.put(c)
+	} else {
+		c.close()
+	}
+}
+
+// validate refuses what http.Transport refuses before writing.
+func validate(req *http.Request) error {
+	if req.URL.Host == "" {
+		return errors.New("upstream: no Host in request URL")
+	}
+	if req.Method != "" && !validMethod(req.Method) {
+		return fmt.Errorf("upstream: invalid method %q", req.Method)
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("upstream: invalid header field name %q", k)
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return fmt.Errorf("upstream: invalid header field value for %q", k)
+			}
+		}
+	}
+	for k := range req.Trailer {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return fmt.Errorf("upstream: invalid trailer field name %q", k)
+		}
+	}
+	return nil
+}
+
+func validMethod(m string) bool {
+	for i := 0; i < len(m); i++ {
+		if !httpguts.IsTokenRune(rune(m[i])) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasBody(req *http.Request) bool { return req.Body != nil && req.Body != http.NoBody }
+
+func closeReqBody(req *http.Request) {
+	if hasBody(req) {
+		req.Body.Close()
+	}
+}
+
+// idempotent is http.Transport's replayable-method rule.
+func idempotent(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, a := req.Header["Idempotency-Key"]
+	_, b := req.Header["X-Idempotency-Key"]
+	return a || b
+}
+
+func isUpgrade(h http.Header) bool {
+	_, ok := h["Upgrade"]
+	return ok && httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade")
+}
+
+func hasClose(h http.Header) bool {
+	v, ok := h["Connection"]
+	return ok && httpguts.HeaderValuesContainsToken(v, "close")
+}
+
+func expectsContinue(h http.Header) bool {
+	v, ok := h["Expect"]
+	return ok && len(v) > 0 && strings.EqualFold(strings.TrimSpace(v[0]), "100-continue")
+}
+
+// hostPort adds the default port to an http URL's host.
+func hostPort(host string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		return host + ":80"
+	}
+	if strings.Count(host, ":") > 1 {
+		return "[" + host + "]:80"
+	}
+	return host + ":80"
+}
