@@ -5,10 +5,23 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/keygate/keygate/upstream"
+)
+
+// Transport kinds (KEYGATE_UPSTREAM_TRANSPORT).
+const (
+	// TransportFast is upstream.Transport: the round trip on the handler's goroutine, for plain
+	// HTTP upstreams; https and upgrades go through the std transport.
+	TransportFast = "fast"
+	// TransportStd is net/http's Transport for every request.
+	TransportStd = "std"
 )
 
 // TransportOptions tune the upstream connection pool.
 type TransportOptions struct {
+	// Kind is TransportFast (the default when empty) or TransportStd.
+	Kind string
 	// DialTimeout bounds connecting to the upstream.
 	DialTimeout time.Duration
 	// ResponseHeaderTimeout bounds the wait for the upstream's response headers (504 after it).
@@ -19,21 +32,36 @@ type TransportOptions struct {
 }
 
 // NewTransport builds the upstream transport: keep-alive with a deep idle pool, no compression
-// (bodies pass through as sent), HTTP/1.1 to the upstream.
-func NewTransport(o TransportOptions) *http.Transport {
+// (bodies pass through as sent), HTTP/1.1 to the upstream, response headers capped at 1 MiB. The
+// fast kind saves http.Transport's per-connection goroutines and channel hand-offs on every
+// request (issue #15); the std kind is the fallback switch.
+func NewTransport(o TransportOptions) http.RoundTripper {
 	if o.MaxIdleConnsPerHost <= 0 {
 		o.MaxIdleConnsPerHost = 512
 	}
+	std := newStdTransport(o)
+	if o.Kind == TransportStd {
+		return std
+	}
+	return upstream.New(upstream.Options{
+		DialTimeout: o.DialTimeout, ResponseHeaderTimeout: o.ResponseHeaderTimeout, IdleTimeout: 90 * time.Second,
+		MaxIdlePerHost: o.MaxIdleConnsPerHost, MaxResponseHeaderBytes: upstream.DefaultMaxResponseHeaderBytes,
+		ExpectContinueTimeout: time.Second, Fallback: std,
+	})
+}
+
+func newStdTransport(o TransportOptions) *http.Transport {
 	return &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          o.MaxIdleConnsPerHost * 2,
-		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
-		ExpectContinueTimeout: time.Second,
-		DisableCompression:    true,
-		ForceAttemptHTTP2:     false,
+		Proxy:                  nil,
+		DialContext:            (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:           o.MaxIdleConnsPerHost * 2,
+		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
+		IdleConnTimeout:        90 * time.Second,
+		ResponseHeaderTimeout:  o.ResponseHeaderTimeout,
+		ExpectContinueTimeout:  time.Second,
+		MaxResponseHeaderBytes: upstream.DefaultMaxResponseHeaderBytes,
+		DisableCompression:     true,
+		ForceAttemptHTTP2:      false,
 	}
 }
 

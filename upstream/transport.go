@@ -409,13 +409,15 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 			err = errTooMany1xx
 			break
 		}
-		if code == http.StatusContinue && w != nil {
-			w.proceed(true)
-		}
+		// Relay first, then release the body: a proxy that passes the 100 on has then sent it
+		// before its server could send its own on the first body read (one 100, not two).
 		if trace != nil && trace.Got1xxResponse != nil {
 			if err = trace.Got1xxResponse(code, textproto.MIMEHeader(resp.Header)); err != nil {
 				break
 			}
+		}
+		if code == http.StatusContinue && w != nil {
+			w.proceed(true)
 		}
 		c.limit = c.t.opt.MaxResponseHeaderBytes
 	}
