@@ -59,6 +59,9 @@ type headlineRound struct {
 	directFixed, bareFixed, keygateFixed loadResult
 	direct, bare, keygate                loadResult
 	bareCPU, keygateCPU                  float64
+	// keygate on the std transport (KEYGATE_UPSTREAM_TRANSPORT=std) and nginx, when they ran.
+	keygateStd, nginx       loadResult
+	keygateStdCPU, nginxCPU float64
 }
 
 type row struct {
@@ -334,7 +337,18 @@ func (b *bench) keygateRun(label string, redisAddr *string) error {
 	name := "keygate (" + label + ")"
 	S, I := "http://"+studio, "http://"+ingestion
 	if redisAddr == nil && b.bare != nil {
-		b.headlineRounds(kg, S)
+		std, ngx, err := b.headlineOthers(env)
+		if err != nil {
+			return err
+		}
+		others := [2]server{std, ngx}
+		b.headlineRounds(kg, S, others)
+		for _, o := range others {
+			if o.p != nil {
+				o.p.Process.Kill()
+				o.p.Wait()
+			}
+		}
 		if b.o.headlineOnly {
 			return nil
 		}
@@ -390,10 +404,52 @@ func (b *bench) measure(name, shape string, server *exec.Cmd, spec reqSpec, forc
 	b.rows = append(b.rows, r)
 }
 
-// headlineRounds interleaves direct, bare proxy and keygate three times (the machine is noisy:
-// compare inside a round, then take the median).
-func (b *bench) headlineRounds(kg *exec.Cmd, studio string) {
-	fmt.Fprintln(os.Stderr, "interleaved rounds: direct / bare proxy / keygate…")
+// server is a process under test and the base URL it answers on.
+type server struct {
+	p    *exec.Cmd
+	base string
+}
+
+// headlineOthers starts what the headline compares keygate with besides the bare proxy: keygate on
+// the std transport (its own embedded store holding the admin key: bbolt admits one process) and
+// nginx when installed. env is the fast keygate's environment.
+func (b *bench) headlineOthers(env []string) (std, nginx server, err error) {
+	dataDir := filepath.Join(b.dir, "data-std")
+	sealer, _ := keys.NewSealer([]byte(strings.Repeat("\xab", 32)))
+	s, err := keys.OpenBolt(dataDir, sealer, 0)
+	if err != nil {
+		return std, nginx, err
+	}
+	_, err = s.CreateAPIKey(context.Background(), keys.NewAPIKey{ProjectID: 1, Name: "bench admin", Role: keys.RoleAdmin, Key: b.adminKey})
+	s.Close()
+	if err != nil {
+		return std, nginx, err
+	}
+	studio, ingestion, ops := freePort(), freePort(), freePort()
+	senv := append(append([]string(nil), env...), "KEYGATE_DATA_DIR="+dataDir, "KEYGATE_UPSTREAM_TRANSPORT=std",
+		"KEYGATE_STUDIO_LISTEN="+studio, "KEYGATE_INGESTION_LISTEN="+ingestion, "KEYGATE_OPS_LISTEN="+ops)
+	if std.p, err = b.start("keygate-std", 0, senv, b.o.keygate, "serve"); err != nil {
+		return std, nginx, err
+	}
+	if err := waitPort(studio); err != nil {
+		return std, nginx, err
+	}
+	std.base = "http://" + studio
+	p, addr, err := b.startNginx()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nginx did not start (see its log in the temp dir):", err)
+	} else if p != nil {
+		nginx = server{p: p, base: "http://" + addr}
+	} else {
+		fmt.Fprintln(os.Stderr, "nginx not installed: the headline runs without it (make bench installs it)")
+	}
+	return std, nginx, nil
+}
+
+// headlineRounds interleaves direct, bare proxy, keygate, keygate on the std transport and nginx
+// three times (the machine is noisy: compare inside a round, then take the median).
+func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [2]server) {
+	fmt.Fprintln(os.Stderr, "interleaved rounds: direct / bare proxy / keygate / keygate std / nginx…")
 	get := func(u string) reqSpec {
 		return reqSpec{method: "GET", url: u + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}
 	}
@@ -425,6 +481,12 @@ func (b *bench) headlineRounds(kg *exec.Cmd, studio string) {
 		h.direct, _ = run(get("http://"+b.backend), nil)
 		h.bare, h.bareCPU = run(get("http://"+b.bareAddr), b.bare)
 		h.keygate, h.keygateCPU = run(get(studio), kg)
+		if o := others[0]; o.p != nil {
+			h.keygateStd, h.keygateStdCPU = run(get(o.base), o.p)
+		}
+		if o := others[1]; o.p != nil {
+			h.nginx, h.nginxCPU = run(get(o.base), o.p)
+		}
 		h.directFixed, _ = goLoadRate(get("http://"+b.backend), fixedRate, 16, 3*time.Second)
 		h.bareFixed, _ = goLoadRate(get("http://"+b.bareAddr), fixedRate, 16, 3*time.Second)
 		h.keygateFixed, _ = goLoadRate(get(studio), fixedRate, 16, 3*time.Second)
@@ -450,18 +512,25 @@ func (b *bench) printHeadline() {
 	}
 	fmt.Println("\nHeadline: GET with a cached key, 3 interleaved rounds of 3 s (median of the rounds):")
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tdirect req/s\tbare req/s\tkeygate req/s\tkeygate/bare\tkeygate/direct\tbare p99\tkeygate p99\tadded p99 vs direct\tbare CPU/req\tkeygate CPU/req\t")
-	var kb, kd, added []float64
+	fmt.Fprintln(tw, "round\tdirect req/s\tbare req/s\tkeygate req/s\tkeygate std req/s\tnginx req/s\tkeygate/bare\tkeygate std/bare\tkeygate/nginx\tkeygate/direct\tbare p99\tkeygate p99\tbare CPU/req\tkeygate CPU/req\tkeygate std CPU/req\tnginx CPU/req\t")
+	ratio := func(a, b loadResult) float64 {
+		if a.requests == 0 || b.requests == 0 {
+			return 0
+		}
+		return a.rps() / b.rps()
+	}
+	var kb, ksb, kn, kd, added []float64
 	for i, h := range b.headline {
-		r1 := h.keygate.rps() / h.bare.rps()
-		r2 := h.keygate.rps() / h.direct.rps()
-		kb, kd = append(kb, r1), append(kd, r2)
+		r1, r2, r3, r4 := ratio(h.keygate, h.bare), ratio(h.keygateStd, h.bare), ratio(h.keygate, h.nginx), ratio(h.keygate, h.direct)
+		kb, ksb, kn, kd = append(kb, r1), append(ksb, r2), append(kn, r3), append(kd, r4)
 		added = append(added, float64(h.keygate.p99-h.direct.p99)/float64(time.Millisecond))
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%s\t%s\t%s\t%.0f µs\t%.0f µs\t\n", i+1, h.direct.rps(), h.bare.rps(), h.keygate.rps(),
-			r1, r2, round(h.bare.p99), round(h.keygate.p99), round(h.keygate.p99-h.direct.p99), h.bareCPU, h.keygateCPU)
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%.0f µs\t%.0f µs\t%.0f µs\t%.0f µs\t\n", i+1,
+			h.direct.rps(), h.bare.rps(), h.keygate.rps(), rpsOr0(h.keygateStd), rpsOr0(h.nginx), r1, r2, r3, r4,
+			round(h.bare.p99), round(h.keygate.p99), h.bareCPU, h.keygateCPU, h.keygateStdCPU, h.nginxCPU)
 	}
 	tw.Flush()
-	fmt.Printf("median: keygate/bare %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n", median(kb), median(kd), median(added), b.o.conns)
+	fmt.Printf("median: keygate/bare %.2f (spread %.2f–%.2f), keygate std/bare %.2f, keygate/nginx %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n",
+		median(kb), minOf(kb), maxOf(kb), median(ksb), median(kn), median(kd), median(added), b.o.conns)
 	var fixedAdded, fixedAdded50, bareAdded, bareAdded50 []float64
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, h := range b.headline {
@@ -472,6 +541,29 @@ func (b *bench) printHeadline() {
 	}
 	fmt.Printf("fixed %d req/s (below saturation), added over direct (median of rounds): keygate p50 +%.3f ms p99 +%.3f ms; bare proxy p50 +%.3f ms p99 +%.3f ms\n",
 		fixedRate, median(fixedAdded50), median(fixedAdded), median(bareAdded50), median(bareAdded))
+}
+
+func rpsOr0(r loadResult) float64 {
+	if r.requests == 0 {
+		return 0
+	}
+	return r.rps()
+}
+
+func minOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func maxOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
 }
 
 func (b *bench) print() {
