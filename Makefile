@@ -49,10 +49,12 @@ test: deps lint
 fuzz:
 	@for pf in $(FUZZ_TARGETS); do p=$${pf%%:*}; f=$${pf#*:}; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; done
 
-# bench measures keygate against a direct backend and a bare ReverseProxy on loopback (wrk when
-# installed, else a Go load generator); about two minutes. BENCH_FLAGS=-duration=10s for longer runs.
+# bench measures keygate against a direct backend, a bare ReverseProxy, keygate on the std upstream
+# transport and nginx on loopback (wrk and nginx installed from Debian's packages when missing; the
+# Go load generator without wrk); about two minutes. BENCH_FLAGS=-duration=10s for longer runs.
 bench: deps
 	@command -v wrk >/dev/null 2>&1 || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk not installed: using the Go load generator"; }
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nginx-light >/dev/null 2>&1 || echo "nginx not installed: the headline runs without it"; }
 	$(GO) build -o bin/keygate ./cmd/keygate
 	$(GO) build -o bin/keygate-bench ./cmd/keygate-bench
 	./bin/keygate-bench -keygate bin/keygate $(BENCH_FLAGS)

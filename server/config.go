@@ -21,6 +21,7 @@ import (
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
+	"github.com/keygate/keygate/proxy"
 )
 
 // Config is everything `keygate serve` reads from the environment, parsed and validated in one
@@ -60,6 +61,10 @@ type Config struct {
 	UpstreamDialTimeout time.Duration `env:"KEYGATE_UPSTREAM_DIAL_TIMEOUT" envDefault:"5s"`
 	// UpstreamMaxIdleConns is the keep-alive pool per upstream; raise it for very high concurrency.
 	UpstreamMaxIdleConns int `env:"KEYGATE_UPSTREAM_MAX_IDLE_CONNS" envDefault:"512"`
+	// UpstreamTransport selects the upstream client: fast (the round trip on the handler's
+	// goroutine; https upstreams and upgrades still use net/http's) or std (net/http's Transport for
+	// everything), the switch back should an upstream misbehave with fast.
+	UpstreamTransport string `env:"KEYGATE_UPSTREAM_TRANSPORT" envDefault:"fast"`
 	// MaxBody caps request bodies (docs/protocol.md §4: 100 MB per file). Accepts 100MB, 512KiB, 2000000.
 	MaxBody ByteSize `env:"KEYGATE_MAX_BODY" envDefault:"100MB"`
 	// StripAPIKey removes x-api-key before forwarding. Keep it (false) when the backend checks keys too.
@@ -229,6 +234,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBody <= 0 {
 		return configErrorf("KEYGATE_MAX_BODY: must be a positive size")
+	}
+	if c.UpstreamTransport != proxy.TransportFast && c.UpstreamTransport != proxy.TransportStd {
+		return configErrorf("KEYGATE_UPSTREAM_TRANSPORT: want fast or std, got %q", c.UpstreamTransport)
 	}
 	if c.SignatureMode != "reject" && c.SignatureMode != "mark" {
 		return configErrorf("KEYGATE_SIGNATURE_MODE: want reject or mark, got %q", c.SignatureMode)

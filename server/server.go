@@ -139,7 +139,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 	s.usage = keys.NewUsageRecorder(store, cfg.LastUsedInterval, log)
 
 	transport := proxy.NewTransport(proxy.TransportOptions{
-		DialTimeout: cfg.UpstreamDialTimeout, ResponseHeaderTimeout: cfg.UpstreamTimeout, MaxIdleConnsPerHost: cfg.UpstreamMaxIdleConns,
+		Kind: cfg.UpstreamTransport, DialTimeout: cfg.UpstreamDialTimeout, ResponseHeaderTimeout: cfg.UpstreamTimeout, MaxIdleConnsPerHost: cfg.UpstreamMaxIdleConns,
 	})
 	var accessLog proxy.AccessLogger
 	if cfg.AccessLog {

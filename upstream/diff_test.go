@@ -333,9 +333,6 @@ func both(checks ...func(t *testing.T, o observed)) func(t *testing.T, o observe
 	}
 }
 
-// chunkedReader hides a reader's length so the client sends it chunked.
-type chunkedReader struct{ io.Reader }
-
 func diffCases() []diffCase {
 	const poison = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\npoison"
 	return []diffCase{
