@@ -111,9 +111,10 @@ type Resolver struct {
 	sf        singleflight.Group
 
 	downUntil atomic.Int64 // unix nanos: store calls are skipped until then
-	// failing is set by a store error and cleared by the next definite answer. While it is set, an
-	// expired entry within the grace period is served at once (no request waits on a failing
-	// store) and one background lookup at a time (probing) finds out whether the store is back.
+	// failing is set by a store error and cleared by the next definite answer. While it is set, no
+	// request waits on the store: an expired entry within the grace period is served at once, a
+	// key that needs a lookup gets ErrUnavailable at once, and one background lookup at a time
+	// (probing) finds out whether the store is back.
 	failing atomic.Bool
 	probing atomic.Bool
 
@@ -190,6 +191,13 @@ func (r *Resolver) Resolve(ctx context.Context, key string) (keys.Principal, err
 		return keys.Principal{}, ErrUnknownKey
 	}
 	r.stats.Misses.Add(1)
+	if r.failing.Load() {
+		// The store is failing: answer 503 at once rather than queue on it; the probe finds out
+		// when it is back (and caches this key if it exists).
+		r.probe(h)
+		r.stats.Unavailable.Add(1)
+		return keys.Principal{}, ErrUnavailable
+	}
 	p, err := r.fill(ctx, h)
 	if err != nil {
 		return p, err

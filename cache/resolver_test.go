@@ -469,3 +469,41 @@ func TestFailingStoreDoesNotHoldRequests(t *testing.T) {
 		return r.Snapshot().Hits == before+1
 	}, "the probe's answer did not refresh the entry")
 }
+
+// TestFailingStoreFailsMissesFast: while the store fails, a key that needs a lookup gets
+// ErrUnavailable at once (never 401), one probe asks the store, and once the probe has found the
+// store back the key resolves.
+func TestFailingStoreFailsMissesFast(t *testing.T) {
+	r, m, _, _, _ := setup(t)
+	ctx := context.Background()
+	k, _ := keys.GenerateAPIKey()
+	m.set(func() { m.err = errors.New("connection refused") })
+	if _, err := r.Resolve(ctx, k); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("store down: %v", err)
+	}
+	gate := make(chan struct{})
+	m.set(func() {
+		m.table[keys.HashKey(k)] = keys.Principal{KeyID: 9, ProjectID: 1, Role: keys.RoleAdmin}
+		m.err = nil
+		m.gate = gate
+	})
+	calls := m.calls.Load()
+	for i := 0; i < 50; i++ { // the gate holds the probe: a request that waited on it would hang here
+		if _, err := r.Resolve(ctx, k); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("miss while failing: %v, want ErrUnavailable at once", err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return m.calls.Load() > calls }, "no probe asked the store")
+	for i := 0; i < 50; i++ {
+		if _, err := r.Resolve(ctx, k); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("miss while the probe is out: %v, want ErrUnavailable at once", err)
+		}
+	}
+	if n := m.calls.Load() - calls; n != 1 {
+		t.Errorf("%d store lookups for 100 misses while failing, want 1 probe", n)
+	}
+	m.set(func() { m.gate = nil })
+	close(gate)
+	testutil.Eventually(t, 5*time.Second, func() bool { p, err := r.Resolve(ctx, k); return err == nil && p.KeyID == 9 },
+		"the key does not resolve after the store came back")
+}
