@@ -93,13 +93,14 @@ func GenerateHMACKey() (string, error) {
 }
 
 // LooksLikeAPIKey is the cheap shape check done before any hashing or lookup: "ei_", at least
-// MinKeyLength and at most MaxKeyLength printable ASCII characters.
+// MinKeyLength and at most MaxKeyLength printable ASCII characters, no comma (a comma makes the
+// x-api-key header a list, which the gateway refuses: docs/security.md).
 func LooksLikeAPIKey(s string) bool {
 	if len(s) < MinKeyLength || len(s) > MaxKeyLength || !strings.HasPrefix(s, KeyPrefix) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] <= ' ' || s[i] > '~' {
+		if s[i] <= ' ' || s[i] > '~' || s[i] == ',' {
 			return false
 		}
 	}
@@ -114,7 +115,7 @@ func ValidateAPIKey(s string) error {
 	case len(s) < MinKeyLength:
 		return fmt.Errorf("%w: an API key must be at least %d characters long", ErrInvalidKey, MinKeyLength)
 	case !LooksLikeAPIKey(s):
-		return fmt.Errorf("%w: an API key must be at most %d printable ASCII characters without spaces", ErrInvalidKey, MaxKeyLength)
+		return fmt.Errorf("%w: an API key must be at most %d printable ASCII characters without spaces or commas", ErrInvalidKey, MaxKeyLength)
 	}
 	return nil
 }

@@ -60,6 +60,7 @@ func TestValidateAPIKey(t *testing.T) {
 		{"EI_" + strings.Repeat("a", 40), false},
 		{"ei_" + strings.Repeat("a", 300), false},
 		{"ei_" + strings.Repeat("a", 30) + "\x00", false},
+		{"ei_" + strings.Repeat("a", 30) + ",b", false},
 	}
 	for _, tt := range tests {
 		if err := ValidateAPIKey(tt.key); (err == nil) != tt.ok {

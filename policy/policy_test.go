@@ -84,6 +84,9 @@ func TestCanonicalPath(t *testing.T) {
 		{"/v1/api/1/raw-data/\u00e9t\u00e9", "/v1/api/1/raw-data/\u00e9t\u00e9", false},
 		{"/v1/api/1/raw-data/%C3%A9t%C3%A9", "/v1/api/1/raw-data/\u00e9t\u00e9", false},
 		{"/v1/api/1/raw-data/a.b", "/v1/api/1/raw-data/a.b", false},
+		{"/v1/api/1/api%e2%80%8bkeys", "", true},
+		{"/v1/api/1/%ef%bb%bfapikeys", "", true},
+		{"/v1/api/1/apikeys%c2%ad", "", true},
 		{"/", "/", false},
 		{"/v1/api/1/raw-data/a%20b", "/v1/api/1/raw-data/a b", false},
 		{"/v1/api/%31/raw-data", "/v1/api/1/raw-data", false},
@@ -217,6 +220,9 @@ func TestMatchRefuses(t *testing.T) {
 		{FaceStudio, "GET", "/v1/api/1/api\u212Aeys", ErrNoRoute},       // Kelvin sign
 		{FaceStudio, "GET", "/v1/api/1/hmac\u212Aey\u017F", ErrNoRoute}, // Kelvin sign, long s
 		{FaceStudio, "GET", "/v1/api/1/devkeys/HMAC", ErrNoRoute},
+		{FaceStudio, "GET", "/v1/api/1/\uff41\uff50\uff49\uff4b\uff45\uff59\uff53", ErrNoRoute}, // fullwidth
+		{FaceStudio, "GET", "/v1/api/1/apikeys\u0301", ErrNoRoute},                              // combining mark
+		{FaceStudio, "GET", "/v1/\u0430pi/2", ErrNoRoute},                                       // Cyrillic a
 		{FaceStudio, "POST", "/v1/api/1/apikeys/IngestionOnly", ErrNoRoute},
 		{FaceStudio, "POST", "/v1/api/1/RAW-DATA/1", ErrNoRoute},
 		{FaceStudio, "POST", "/v1/api/1/jobs/DEPLOY", ErrNoRoute},

@@ -119,7 +119,7 @@ func CanonicalPath(escaped string) (string, error) {
 			return "", ErrBadPath
 		}
 		for _, r := range seg {
-			if r < 0x20 || r == 0x7f || r == '\\' || r == ';' || r == '%' || r >= 0x80 && r < 0xa0 || lookalike(r) {
+			if r < 0x20 || r == 0x7f || r == '\\' || r == ';' || r == '%' || r >= 0x80 && (r < 0xa0 || lookalike(r) || unicode.Is(unicode.Cf, r)) {
 				return "", ErrBadPath
 			}
 		}
@@ -128,10 +128,12 @@ func CanonicalPath(escaped string) (string, error) {
 }
 
 // lookalike reports characters that Unicode normalisation (NFKC, "best fit" code pages) turns
-// into '.', '/' or '\\', and the byte-order mark: a backend that normalises would see another path.
+// into '.', '/' or '\\': a backend that normalises would see another path. (Format characters
+// such as the byte-order mark and zero-width spaces, which some sanitisers strip, are refused
+// separately.)
 func lookalike(r rune) bool {
 	switch r {
-	case 0xfeff, 0x2024, 0x2025, 0xfe52, 0xff0e, 0x2215, 0x2044, 0xff0f, 0xfe68, 0xff3c, 0x2216:
+	case 0x2024, 0x2025, 0xfe52, 0xff0e, 0x2215, 0x2044, 0xff0f, 0xfe68, 0xff3c, 0x2216:
 		return true
 	}
 	return false
@@ -186,14 +188,21 @@ var (
 )
 
 // nearWord reports whether seg is not exactly any of words but some backend router could read it
-// as one: a case variant (Express and many others route case-insensitively; Unicode folds such as
-// the Kelvin sign count, as Java's equalsIgnoreCase folds them), surrounding spaces, or the word
-// followed by a suffix (".json": Spring's suffix patterns; "~", "!", ...). The word followed by
-// more word characters ("apikeysx", "jobs-new") is another word.
+// as one: a case variant (Express and many others route case-insensitively), anything non-ASCII
+// (Java's equalsIgnoreCase folds the Kelvin sign to "k"; NFKC folds fullwidth letters), leading
+// spaces, or the word followed by a suffix (".json": Spring's suffix patterns; "~", "!", ...).
+// The word followed by more word characters ("apikeysx", "jobs-new") is another word.
 func nearWord(seg string, words []string) bool {
 	for _, w := range words {
 		if seg == w {
 			return false
+		}
+	}
+	for i := 0; i < len(seg); i++ {
+		if seg[i] >= utf8.RuneSelf {
+			// Route words are ASCII; a non-ASCII segment where one belongs is a fold or a
+			// normalisation (NFKC turns "ａｐｉｋｅｙｓ" into "apikeys") away from one.
+			return true
 		}
 	}
 	core := strings.TrimLeftFunc(seg, unicode.IsSpace)

@@ -93,7 +93,7 @@ const catalogueHMAC = "fed53116f20684c067774ebf9e7bcbdc"
 // recorded is one request that reached the recording upstream.
 type recorded struct {
 	Method, Path, RawPath string
-	Header                http.Header
+	Header, Trailer       http.Header
 	Body                  []byte
 }
 
@@ -107,7 +107,7 @@ type recorder struct {
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rec.mu.Lock()
-	rec.reqs = append(rec.reqs, recorded{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, Header: r.Header.Clone(), Body: body})
+	rec.reqs = append(rec.reqs, recorded{Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, Header: r.Header.Clone(), Trailer: r.Trailer.Clone(), Body: body})
 	rec.mu.Unlock()
 	if r.Header.Get("Upgrade") != "" {
 		w.Header().Set("Connection", "Upgrade")

@@ -324,6 +324,9 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.RawPath = ""
 	out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.SetXForwarded()
+	// Request trailers arrive after the judgement, and some servers merge them into the headers:
+	// none is forwarded (clients of the platform send none).
+	out.Trailer = nil
 	h := out.Header
 	for name := range h {
 		if len(name) >= len(identityPrefix) && strings.EqualFold(name[:len(identityPrefix)], identityPrefix) || routingHeader(name) {
