@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -8,7 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +20,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -39,6 +44,79 @@ func artifactDir(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// startBrowser starts headless Chromium with a profile in the test's temporary directory and returns
+// its chromedp context. When the test ends it kills the browser's whole process group and waits until
+// none of those processes is left: killing only the main process (what chromedp does) leaves its
+// children — the storage service among them — writing the profile while TempDir's cleanup removes
+// it ("unlinkat …/Default: directory not empty").
+func startBrowser(t *testing.T) context.Context {
+	t.Helper()
+	profile := t.TempDir() // registered first, so removed after the cleanup below has run
+	var browser atomic.Pointer[exec.Cmd]
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1280, 1000),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
+		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			// Its own process group, so one signal reaches every process the browser forks.
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+			cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+			browser.Store(cmd)
+		}),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	// chromedp v0.14 does not know newer CDP events (dialogs' top layer) and reports them; drop those.
+	quiet := func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "unhandled") {
+			t.Log(msg)
+		}
+	}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
+	t.Cleanup(func() {
+		cancel()
+		cancelA() // kills the group (cmd.Cancel) and waits for the main process
+		cmd := browser.Load()
+		if cmd == nil || cmd.Process == nil {
+			return // never started
+		}
+		// The group's id is the main process's pid. If the browser had died on its own, Cancel was not
+		// called: signal what is left of the group now.
+		g := cmd.Process.Pid
+		if groupAlive(g) {
+			_ = syscall.Kill(-g, syscall.SIGKILL)
+		}
+		testutil.Eventually(t, 10*time.Second, func() bool { return !groupAlive(g) },
+			"Chromium's processes (group %d) still running after the kill", g)
+	})
+	return ctx
+}
+
+// groupAlive reports whether a process of group pgid is still running. Zombies do not count: they
+// write nothing, and in a container without an init that reaps orphans they never go away.
+func groupAlive(pgid int) bool {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue // exited while we looked
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its closing paren.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
+			continue
+		}
+		if g, _ := strconv.Atoi(fields[2]); g == pgid {
+			return true
+		}
+	}
+	return false
 }
 
 // TestKeysPageInBrowser drives the Keys page in real headless Chromium against keygate serve with a
@@ -69,22 +147,7 @@ func TestKeysPageInBrowser(t *testing.T) {
 		t.Fatalf("GET /keys: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
 	}
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 1000),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true), chromedp.NoFirstRun,
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	// chromedp v0.14 does not know newer CDP events (dialogs' top layer) and reports them; drop those.
-	quiet := func(format string, args ...any) {
-		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "unhandled") {
-			t.Log(msg)
-		}
-	}
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
-	defer cancel()
+	ctx := startBrowser(t)
 	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 	defer cancelT()
 
@@ -254,16 +317,9 @@ func TestKeysPageInBrowser(t *testing.T) {
 	if table := text("#apikeys-table"); strings.Contains(table, "ci admin") {
 		t.Error("revoked key still listed")
 	}
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", newKey, nil); r.status == 401 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the gateway still accepts the key revoked on the page")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.Eventually(t, 2*time.Second, func() bool {
+		return do(t, "GET", g.studio+"/v1/api/1/raw-data", newKey, nil).status == 401
+	}, "the gateway still accepts the key revoked on the page")
 
 	// At phone width the page still works: the tables become stacked rows.
 	var phone []byte

@@ -5,6 +5,7 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/testutil"
 )
 
 // Server is one redis-server process owned by a test.
@@ -21,21 +24,41 @@ type Server struct {
 	Port int
 	dir  string
 
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	mu   sync.Mutex
+	proc *process
+}
+
+// process is one run of redis-server; exited is closed once it has been waited for.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // from Wait, readable after exited is closed
 }
 
 // Start launches redis-server on a free loopback port and stops it when the test ends. A missing
 // redis-server fails the test: `make test` installs it, so its absence is a broken setup, not a skip.
+// The test's go-redis log lines go to its own log (LogTo).
 func Start(t testing.TB) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatalf("redis-server not found in PATH (make test installs it): %v", err)
 	}
-	s := &Server{t: t, Port: FreePort(t), dir: t.TempDir()}
-	s.startProcess()
-	t.Cleanup(s.Stop)
-	return s
+	s := &Server{t: t, dir: t.TempDir()}
+	// Stop is registered after TempDir, so it runs first: the process is gone (waited for) before its
+	// directory is removed.
+	t.Cleanup(s.stop)
+	var err error
+	// A free port can be taken by another process between FreePort and redis-server's bind: try
+	// another port then, a few times.
+	for range 3 {
+		s.Port = FreePort(t)
+		if err = s.startProcess(); err == nil {
+			LogTo(t)
+			return s
+		}
+	}
+	t.Fatal(err)
+	return nil
 }
 
 // Addr is host:port of the server.
@@ -44,55 +67,91 @@ func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.It
 // URL is the redis:// URL keygate takes in KEYGATE_REDIS_URL.
 func (s *Server) URL() string { return "redis://" + s.Addr() }
 
-func (s *Server) startProcess() {
-	s.t.Helper()
+func (s *Server) startProcess() error {
 	cmd := exec.Command("redis-server",
 		"--port", strconv.Itoa(s.Port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--logfile", filepath.Join(s.dir, "redis.log"), "--loglevel", "warning")
 	cmd.Stdout, cmd.Stderr = nil, os.Stderr
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
+		return fmt.Errorf("start redis-server: %w", err)
 	}
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
 	s.mu.Lock()
-	s.cmd = cmd
+	s.proc = p
 	s.mu.Unlock()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond); err == nil {
-			// A listening socket is not enough: wait until it answers PING.
-			_ = c.SetDeadline(time.Now().Add(time.Second))
-			_, _ = c.Write([]byte("PING\r\n"))
-			buf := make([]byte, 7)
-			n, _ := c.Read(buf)
-			c.Close()
-			if n >= 5 && string(buf[:5]) == "+PONG" {
-				return
-			}
+	gone := false
+	up := testutil.Within(10*time.Second, func() bool {
+		select {
+		case <-p.exited:
+			gone = true
+			return true
+		default:
 		}
-		time.Sleep(20 * time.Millisecond)
+		return s.ping()
+	})
+	switch {
+	case gone:
+		s.stopProcess()
+		log, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+		return fmt.Errorf("redis-server on %s exited (%v): %s", s.Addr(), p.err, log)
+	case !up:
+		s.stopProcess()
+		return fmt.Errorf("redis-server on %s did not answer PING within 10s", s.Addr())
 	}
-	s.t.Fatalf("redis-server on %s did not answer within 10s", s.Addr())
+	return nil
 }
 
-// Stop kills the server (data is not persisted). Safe to call twice.
+// ping reports whether the server answers PING: a listening socket is not enough.
+func (s *Server) ping() bool {
+	c, err := net.DialTimeout("tcp", s.Addr(), 100*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return false
+	}
+	buf := make([]byte, 7)
+	n, _ := io.ReadAtLeast(c, buf, 5)
+	return n >= 5 && string(buf[:5]) == "+PONG"
+}
+
+// Stop kills the server (data is not persisted) and waits until the process has exited. Safe to call
+// twice. A test that stops Redis expects the connection errors that follow, so go-redis's lines stop
+// showing in its log (they are counted).
 func (s *Server) Stop() {
+	quiet(s.t)
+	s.stopProcess()
+}
+
+// stop is Stop at the end of the test.
+func (s *Server) stop() { s.stopProcess() }
+
+func (s *Server) stopProcess() {
 	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
+	p := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	_ = p.cmd.Process.Kill()
+	<-p.exited
 }
 
 // Restart starts the server again on the same port, with empty data.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
-	s.startProcess()
+	if err := s.startProcess(); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 // FlushAll empties the server, so one server can serve several subtests.
