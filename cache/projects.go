@@ -78,7 +78,13 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 	v, err, _ := c.sf.Do(strconv.FormatInt(pid, 10), func() (any, error) {
 		c.mu.RLock()
 		gen := c.gen
+		cached, hit := c.m[pid]
 		c.mu.RUnlock()
+		// A read that finished between this Get's miss and its Do has cached the project: one store
+		// read serves every concurrent miss.
+		if hit && cached.fresh(c.opt.Now(), c.opt.TTL) {
+			return cached.p, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opt.LookupTimeout)
 		defer cancel()
 		hk, err := c.store.ListHMACKeys(lctx, pid)

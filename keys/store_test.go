@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testutil"
 )
 
 // storeFactory opens a fresh, empty store and returns a function that dumps every byte it keeps
@@ -19,6 +20,7 @@ import (
 type storeFactory func(t *testing.T, sealer *Sealer) (Store, func() string)
 
 func boltFactory(t *testing.T, sealer *Sealer) (Store, func() string) {
+	t.Helper()
 	dir := t.TempDir()
 	s, err := OpenBolt(dir, sealer, 0)
 	if err != nil {
@@ -35,6 +37,7 @@ func boltFactory(t *testing.T, sealer *Sealer) (Store, func() string) {
 }
 
 func redisFactory(t *testing.T, sealer *Sealer) (Store, func() string) {
+	t.Helper()
 	srv := redistest.Start(t)
 	rdb, err := NewRedisClient(srv.URL())
 	if err != nil {
@@ -67,6 +70,7 @@ func redisFactory(t *testing.T, sealer *Sealer) (Store, func() string) {
 var factories = map[string]storeFactory{"bolt": boltFactory, "redis": redisFactory}
 
 func testSealer(t testing.TB) *Sealer {
+	t.Helper()
 	s, err := NewSealer([]byte("0123456789abcdef0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +79,7 @@ func testSealer(t testing.TB) *Sealer {
 }
 
 func mustKey(t testing.TB) string {
+	t.Helper()
 	k, err := GenerateAPIKey()
 	if err != nil {
 		t.Fatal(err)
@@ -504,13 +509,7 @@ func TestRedisOutageAndResubscribe(t *testing.T) {
 	}
 
 	srv.Restart() // empty data: a new Redis
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Check(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("store did not recover after Redis restarted")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, 10*time.Second, func() bool { return s.Check(ctx) == nil }, "store did not recover after Redis restarted")
 	// The subscription came back: subscribers are told to resync, and new events flow again.
 	waitEvent(t, events, func(e Event) bool { return e.Kind == EventResync })
 	ak, _ := create(t, s, 1, "k2", RoleAdmin, false)

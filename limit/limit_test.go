@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -195,18 +196,11 @@ func TestFallbackWhenRedisIsDown(t *testing.T) {
 		t.Errorf("%d fallback decisions counted, want 10", fallbacks.Load())
 	}
 	srv.Restart()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		before := fallbacks.Load()
 		r, err := f.Allow(ctx, "fresh", l)
-		if err == nil && r.Allowed && fallbacks.Load() == before {
-			break // answered by Redis again
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("did not go back to Redis after it restarted")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && r.Allowed && fallbacks.Load() == before // answered by Redis again
+	}, "did not go back to Redis after it restarted")
 }
 
 func TestRedisErrorIsReported(t *testing.T) {

@@ -45,6 +45,7 @@ func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discardWriter) WriteHeader(int)             {}
 
 func benchGateway(b testing.TB) (*Gateway, string) {
+	b.Helper()
 	s, err := keys.OpenBolt(b.TempDir(), nil, 0)
 	if err != nil {
 		b.Fatal(err)
@@ -147,6 +148,7 @@ func (staticProjects) Get(context.Context, int64) (cache.Project, error) { retur
 
 // benchGET sends the same cached-key GET through h b.N times.
 func benchGET(b *testing.B, h http.Handler, key string) {
+	b.Helper()
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -58,6 +58,7 @@ func helloCases(t *testing.T) []struct {
 	binary bool
 	msg    []byte
 } {
+	t.Helper()
 	inner := func(kv ...any) cbor.RawMessage { return cbor.RawMessage(cborMapPairs(t, kv...)) }
 	return []struct {
 		name   string

@@ -25,6 +25,7 @@ import (
 )
 
 func chromiumPath(t *testing.T) string {
+	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
@@ -36,6 +37,7 @@ func chromiumPath(t *testing.T) string {
 
 // artifactDir is where browser tests leave screenshots (KEYGATE_TEST_ARTIFACTS, else bin/artifacts).
 func artifactDir(t *testing.T) string {
+	t.Helper()
 	dir := os.Getenv("KEYGATE_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join("..", "bin", "artifacts")

@@ -11,6 +11,7 @@ import (
 
 // bigSample builds a signed JSON sample of about n bytes.
 func bigSample(b testing.TB, n int) []byte {
+	b.Helper()
 	var sb strings.Builder
 	sb.WriteString(`{"protected":{"ver":"v1","alg":"none"},"signature":"00","payload":{"device_name":"bench","device_type":"BENCH","interval_ms":1,"sensors":[{"name":"a","units":"m"},{"name":"b","units":"m"}],"values":[`)
 	for i := 0; sb.Len() < n; i++ {

@@ -11,6 +11,7 @@ import (
 // checkParse: whatever parses as signed has its signature offset inside the body, pointing at the
 // signature, and nothing changes the body.
 func checkParse(t *testing.T, body []byte, f Format) {
+	t.Helper()
 	orig := bytes.Clone(body)
 	s, err := Parse(body, f)
 	if err == nil && s.Signed() {

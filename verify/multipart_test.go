@@ -10,6 +10,7 @@ import (
 )
 
 func buildMultipart(t testing.TB, parts []Part) ([]byte, string) {
+	t.Helper()
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
 	for _, p := range parts {
@@ -30,6 +31,7 @@ func buildMultipart(t testing.TB, parts []Part) ([]byte, string) {
 
 // compareWithStdlib checks SplitMultipart against mime/multipart on the same body.
 func compareWithStdlib(t testing.TB, body []byte, boundary string) {
+	t.Helper()
 	got, err := SplitMultipart(body, boundary, 10000)
 	mr := multipart.NewReader(bytes.NewReader(body), boundary)
 	var want []Part

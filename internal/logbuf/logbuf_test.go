@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keygate/keygate/internal/testutil"
 )
 
 type lockedBuf struct {
@@ -58,13 +60,7 @@ func TestFlushesOnInterval(t *testing.T) {
 	w := New(out, 1<<20, 10*time.Millisecond)
 	defer w.Close()
 	w.Write([]byte("one\n"))
-	deadline := time.Now().Add(5 * time.Second)
-	for out.String() != "one\n" {
-		if time.Now().After(deadline) {
-			t.Fatal("not flushed by the interval")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return out.String() == "one\n" }, "not flushed by the interval: %q", out.String())
 }
 
 func TestOversizedRecord(t *testing.T) {
