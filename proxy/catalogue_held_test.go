@@ -13,7 +13,7 @@ import (
 	"github.com/keygate/keygate/verify"
 )
 
-// sampleJSON is an unsigned data acquisition file (SPEC §5) naming device.
+// sampleJSON is an unsigned data acquisition file (docs/protocol.md §5.1) naming device.
 func sampleJSON(device string) []byte {
 	return []byte(fmt.Sprintf(`{"protected":{"ver":"v1","alg":"HS256"},"signature":"%s","payload":{"device_name":%q,"device_type":"TEST","interval_ms":10,"sensors":[{"name":"accX","units":"m/s2"}],"values":[[1],[2],[3]]}}`,
 		strings.Repeat("0", 64), device))

@@ -87,7 +87,7 @@ var catalogueKeys = []struct {
 	{"read2", 2, keys.RoleReadOnly},
 }
 
-// catalogueHMAC is project 1's HMAC key (the SPEC's test-vector key).
+// catalogueHMAC is project 1's HMAC key (the test-vector key of docs/protocol.md §5.3).
 const catalogueHMAC = "fed53116f20684c067774ebf9e7bcbdc"
 
 // recorded is one request that reached the recording upstream.
@@ -435,7 +435,7 @@ func TestCatalogueHolds(t *testing.T) {
 		fwd("control: escaped letter", "GET", "/v1/api/1/raw-d%61ta", "read1", "/v1/api/1/raw-data"),
 	)
 
-	// Role matrix, Studio face: each class refused to the roles the SPEC denies it.
+	// Role matrix, Studio face: each class refused to the roles docs/protocol.md §2.2 denies it.
 	type cls struct {
 		name, method, target string
 	}

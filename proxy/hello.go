@@ -12,7 +12,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// helloFields is what keygate reads from a device's hello (SPEC §6).
+// helloFields is what keygate reads from a device's hello (docs/protocol.md §6).
 type helloFields struct {
 	APIKey, DeviceID, DeviceType string
 }

@@ -8,7 +8,7 @@ import "strings"
 const Marker = "[redacted]"
 
 // minRun is how many characters after "ei_" make a string key-shaped. Generated keys have 64 hex
-// characters and caller-supplied ones at least 29 (SPEC §2); a shorter threshold also hides a
+// characters and caller-supplied ones at least 29 (docs/protocol.md §2.1); a shorter threshold also hides a
 // partial key, at the price of redacting the odd harmless word.
 const minRun = 8
 
