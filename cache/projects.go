@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -58,6 +59,10 @@ type Projects struct {
 	m     map[int64]projEntry
 	gen   uint64
 	sf    singleflight.Group
+	// failing is set by a store error and cleared by the next successful read; while it is set, Get
+	// never waits on the store (see Get) and probing marks the one background read in flight.
+	failing atomic.Bool
+	probing atomic.Bool
 }
 
 // NewProjects builds a project cache (Options as for the Resolver; Size bounds the projects kept).
@@ -75,6 +80,31 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 	if ok && e.fresh(now, c.opt.TTL) {
 		return e.p, nil
 	}
+	if c.failing.Load() {
+		// The store is failing: no request waits on it. A cached project is served from the grace
+		// period, and one background read at a time finds out whether the store is back.
+		c.probe(pid)
+		if ok && now.Sub(e.fetched) < c.opt.TTL+c.opt.Grace {
+			return e.at(now), nil
+		}
+		return Project{}, fmt.Errorf("%w: the store is failing", ErrUnavailable)
+	}
+	p, err := c.load(ctx, pid)
+	if err == nil {
+		return p, nil
+	}
+	if errors.Is(err, keys.ErrSealed) {
+		return Project{}, err
+	}
+	if ok && now.Sub(e.fetched) < c.opt.TTL+c.opt.Grace {
+		return e.at(now), nil
+	}
+	return Project{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// load reads a project from the store, once for all concurrent callers, and caches it unless it
+// was invalidated while being read.
+func (c *Projects) load(ctx context.Context, pid int64) (Project, error) {
 	v, err, _ := c.sf.Do(strconv.FormatInt(pid, 10), func() (any, error) {
 		c.mu.RLock()
 		gen := c.gen
@@ -89,12 +119,15 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 		defer cancel()
 		hk, err := c.store.ListHMACKeys(lctx, pid)
 		if err != nil {
+			c.failing.Store(!errors.Is(err, keys.ErrSealed))
 			return nil, err
 		}
 		st, err := c.store.Settings(lctx, pid)
 		if err != nil {
+			c.failing.Store(!errors.Is(err, keys.ErrSealed))
 			return nil, err
 		}
+		c.failing.Store(false)
 		p := Project{Settings: st}
 		for _, k := range hk {
 			if k.IsDevelopmentKey {
@@ -128,16 +161,22 @@ func (c *Projects) Get(ctx context.Context, pid int64) (Project, error) {
 		c.mu.Unlock()
 		return entry.p, nil
 	})
-	if err == nil {
-		return v.(Project), nil
-	}
-	if errors.Is(err, keys.ErrSealed) {
+	if err != nil {
 		return Project{}, err
 	}
-	if ok && now.Sub(e.fetched) < c.opt.TTL+c.opt.Grace {
-		return e.at(now), nil
+	return v.(Project), nil
+}
+
+// probe starts one background read of a project unless one is running: while the store fails, it
+// is how the cache notices that the store is back.
+func (c *Projects) probe(pid int64) {
+	if !c.probing.CompareAndSwap(false, true) {
+		return
 	}
-	return Project{}, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	go func() {
+		defer c.probing.Store(false)
+		c.load(context.Background(), pid)
+	}()
 }
 
 // Apply handles one store announcement.

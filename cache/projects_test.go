@@ -2,10 +2,13 @@ package cache
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -66,4 +69,73 @@ func TestProjectsRolledSecretGrace(t *testing.T) {
 	if got := names(); len(got) != 2 || got[0] != "new" || got[1] != "other" {
 		t.Errorf("after grace = %v, want [new other]", got)
 	}
+}
+
+// flakyProjects is a project store that can fail or hold its reads at a gate.
+type flakyProjects struct {
+	mu    sync.Mutex
+	err   error
+	gate  chan struct{}
+	limit keys.Limit
+	calls atomic.Int64
+}
+
+func (f *flakyProjects) ListHMACKeys(context.Context, int64) ([]keys.HMACKey, error) {
+	f.calls.Add(1)
+	f.mu.Lock()
+	err, gate := f.err, f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	return nil, err
+}
+
+func (f *flakyProjects) Settings(context.Context, int64) (keys.ProjectSettings, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return keys.ProjectSettings{Limit: f.limit}, f.err
+}
+
+// TestProjectsFailingStoreDoesNotHoldRequests: while the store fails, an expired project is served
+// at once from the grace period and an uncached one fails at once; one background read probes the
+// store, and the cache is current again once the store answers.
+func TestProjectsFailingStoreDoesNotHoldRequests(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	store := &flakyProjects{limit: keys.Limit{Rate: 5, Period: time.Second, Burst: 5}}
+	p := NewProjects(store, Options{TTL: 30 * time.Second, Grace: time.Minute, Now: c.Now})
+	ctx := context.Background()
+	if _, err := p.Get(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(31 * time.Second)
+	store.mu.Lock()
+	store.err = errors.New("connection refused")
+	store.mu.Unlock()
+	if got, err := p.Get(ctx, 1); err != nil || got.Settings.Limit != store.limit { // learns that the store fails
+		t.Fatalf("expired project, store failing: %+v %v", got, err)
+	}
+	gate := make(chan struct{})
+	calls := store.calls.Load()
+	store.mu.Lock()
+	store.gate, store.err, store.limit = gate, nil, keys.Limit{Rate: 7, Period: time.Second, Burst: 7}
+	store.mu.Unlock()
+	for i := 0; i < 50; i++ { // the gate holds the probe: a Get that waited on it would hang here
+		if got, err := p.Get(ctx, 1); err != nil || got.Settings.Limit.Rate != 5 {
+			t.Fatalf("expired project while failing: %+v %v, want the cached one at once", got, err)
+		}
+		if _, err := p.Get(ctx, 2); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("uncached project while failing: %v, want ErrUnavailable at once", err)
+		}
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool { return store.calls.Load() > calls }, "no probe read the store")
+	if n := store.calls.Load() - calls; n != 1 {
+		t.Errorf("%d store reads while failing, want 1 probe", n)
+	}
+	store.mu.Lock()
+	store.gate = nil
+	store.mu.Unlock()
+	close(gate)
+	testutil.Eventually(t, 5*time.Second, func() bool { got, err := p.Get(ctx, 1); return err == nil && got.Settings.Limit.Rate == 7 },
+		"the project was not read again after the store came back")
 }
