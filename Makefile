@@ -14,7 +14,8 @@ build:
 # deps installs the system packages the tests drive for real (Debian/Ubuntu, as root or via sudo):
 # redis-server, Debian's chromium for the Keys page's browser test, systemd-analyze for the unit
 # check, and node with busboy (pinned by verify/testdata/busboy/package-lock.json, installed with
-# npm ci) for the multipart differential test.
+# npm ci) for the multipart differential test, and with express (pinned by
+# policy/testdata/express/package-lock.json) for the routing differential test.
 deps:
 	@missing=; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
@@ -29,6 +30,7 @@ deps:
 	@command -v redis-server >/dev/null 2>&1 || { echo "redis-server is required for the tests"; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { echo "chromium is required for the browser test"; exit 1; }
 	@cd verify/testdata/busboy && npm ci --no-audit --no-fund --loglevel=error >/dev/null || { echo "npm ci in verify/testdata/busboy failed: busboy is required for the multipart test"; exit 1; }
+	@cd policy/testdata/express && npm ci --no-audit --no-fund --loglevel=error >/dev/null || { echo "npm ci in policy/testdata/express failed: express is required for the routing differential test"; exit 1; }
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

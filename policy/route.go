@@ -184,6 +184,7 @@ var (
 	wordsProjTail = []string{"api-key-info"}
 	wordsProject  = []string{"apikeys", "hmackeys", "devkeys", "raw-data", "devices", "upload", "labels", "deployment", "jobs"}
 	wordsKeysTail = []string{"ingestiononly", "hmac"}
+	wordsKeys     = []string{"apikeys", "hmackeys", "devkeys"}
 	wordsJobs     = []string{"build-ondevice-model", "deploy"}
 )
 
@@ -219,6 +220,9 @@ func nearWord(seg string, words []string) bool {
 	}
 	return false
 }
+
+// keyWord reports the key-management route words keygate answers itself.
+func keyWord(seg string) bool { return seg == "apikeys" || seg == "hmackeys" || seg == "devkeys" }
 
 // projectID parses a project id in canonical decimal: ASCII digits, no sign, no leading zero,
 // at most 18 digits (so it fits an int64).
@@ -321,6 +325,14 @@ func matchStudio(method, path string) (Route, error) {
 	first, rest := nextSeg(rest)
 	pid, ok := projectID(first)
 	if !ok {
+		if numberish(first) {
+			return Route{}, ErrBadPath
+		}
+		// /v1/api/{word}/apikeys… is the key-management route to a router that takes any word
+		// for :projectId (Express reads projectId "organizations"): never forwarded.
+		if sub, _ := nextSeg(rest); sub != "" && (keyWord(sub) || nearWord(sub, wordsKeys)) {
+			return Route{}, ErrNoRoute
+		}
 		switch {
 		case first == "projects":
 			sub, tail := nextSeg(rest)
@@ -332,8 +344,6 @@ func matchStudio(method, path string) (Route, error) {
 			case nearWord(sub, wordsProjTail):
 				return Route{}, ErrNoRoute
 			}
-		case numberish(first):
-			return Route{}, ErrBadPath
 		case nearWord(first, wordsProjects):
 			return Route{}, ErrNoRoute
 		}

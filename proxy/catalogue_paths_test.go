@@ -69,6 +69,10 @@ func TestCataloguePaths(t *testing.T) {
 	} {
 		add(studio("key-management variant: read1 "+seg, "GET", "/v1/api/1/"+seg, "read1", 404, "no such endpoint"))
 	}
+	// A router that takes any word for :projectId reads these as key management too.
+	for _, p := range []string{"/v1/api/organizations/apikeys", "/v1/api/projects/apikeys/5", "/v1/api/x/hmackeys", "/v1/api/projects/DevKeys", "/v1/api/user/devkeys/hmac"} {
+		add(studio("key-management under a word: admin1 "+p, "GET", p, "admin1", 404, "no such endpoint"))
+	}
 	for _, seg := range []string{"APIKEYS", "apikeys.json", "HmacKeys", "devkeys.json"} {
 		add(studio("key-management variant: admin1 "+seg, "GET", "/v1/api/1/"+seg, "admin1", 404, "no such endpoint"))
 		add(studio("key-management variant: admin1 POST "+seg, "POST", "/v1/api/1/"+seg, "admin1", 404, "no such endpoint"))
