@@ -25,6 +25,8 @@ type Store interface {
 	CreateHMACKey(ctx context.Context, n keys.NewHMACKey) (keys.HMACKey, error)
 	ListHMACKeys(ctx context.Context, projectID int64) ([]keys.HMACKey, error)
 	DeleteHMACKey(ctx context.Context, projectID, id int64) error
+	Settings(ctx context.Context, projectID int64) (keys.ProjectSettings, error)
+	UpdateSettings(ctx context.Context, projectID int64, update func(*keys.ProjectSettings) error) (keys.ProjectSettings, error)
 }
 
 // Handler serves docs/protocol.md §3's endpoints. It runs behind the gateway, which has already authenticated
@@ -59,6 +61,8 @@ func New(s Store, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("DELETE /v1/api/{projectId}/hmackeys/{id}", h.project(admin, h.deleteHMACKey))
 	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys", h.project(admin, h.devKeys(true)))
 	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(addData, h.devKeys(false)))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/keygate/settings", h.project(admin, h.getSettings))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/keygate/settings", h.project(admin, h.updateSettings))
 	h.mux.HandleFunc("GET /v1/api/projects/api-key-info", h.apiKeyInfo)
 	return h
 }
@@ -283,11 +287,13 @@ func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.P
 		Name             string `json:"name"`
 		HMACKey          string `json:"hmacKey"`
 		IsDevelopmentKey bool   `json:"isDevelopmentKey"`
+		// Devices is keygate's extension: bind the key to device names (docs/signatures.md).
+		Devices []string `json:"devices"`
 	}
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	n := keys.NewHMACKey{ProjectID: pid, Name: req.Name, Secret: req.HMACKey, IsDevelopmentKey: req.IsDevelopmentKey}
+	n := keys.NewHMACKey{ProjectID: pid, Name: req.Name, Secret: req.HMACKey, IsDevelopmentKey: req.IsDevelopmentKey, Devices: req.Devices}
 	if err := n.Validate(); err != nil {
 		return badRequest(err.Error())
 	}
@@ -295,7 +301,7 @@ func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.P
 	if err != nil {
 		return err
 	}
-	h.log.Info("hmac key created", "project", pid, "hmac_id", hk.ID, "dev", hk.IsDevelopmentKey)
+	h.log.Info("hmac key created", "project", pid, "hmac_id", hk.ID, "dev", hk.IsDevelopmentKey, "devices", len(hk.Devices))
 	return writeJSON(w, CreatedResponse{Success: true, ID: hk.ID})
 }
 
@@ -356,4 +362,43 @@ func (h *Handler) apiKeyInfo(w http.ResponseWriter, r *http.Request) {
 		Name      string    `json:"name"`
 		IsDev     bool      `json:"isDevelopmentKey"`
 	}{true, p.KeyID, p.ProjectID, p.Role, p.Name, p.Dev})
+}
+
+func (h *Handler) getSettings(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+	ps, err := h.store.Settings(r.Context(), pid)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, NewSettingsResponse(ps))
+}
+
+// UpdateSettingsRequest is the body of POST keygate/settings: fields left out keep their value.
+type UpdateSettingsRequest struct {
+	RequireSignatures      *bool `json:"requireSignatures"`
+	RequireDeviceBoundKeys *bool `json:"requireDeviceBoundKeys"`
+}
+
+func (h *Handler) updateSettings(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
+	var req UpdateSettingsRequest
+	if err := decode(r, &req); err != nil {
+		return err
+	}
+	if req.RequireSignatures == nil && req.RequireDeviceBoundKeys == nil {
+		return badRequest("nothing to change: send requireSignatures and/or requireDeviceBoundKeys")
+	}
+	ps, err := h.store.UpdateSettings(r.Context(), pid, func(ps *keys.ProjectSettings) error {
+		if req.RequireSignatures != nil {
+			ps.RequireSignatures = *req.RequireSignatures
+		}
+		if req.RequireDeviceBoundKeys != nil {
+			ps.RequireDeviceBoundKeys = *req.RequireDeviceBoundKeys
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	h.log.Info("settings changed", "project", pid, "key_id", p.KeyID,
+		"require_signatures", ps.RequireSignatures, "require_device_bound_keys", ps.RequireDeviceBoundKeys)
+	return writeJSON(w, NewSettingsResponse(ps))
 }

@@ -37,18 +37,33 @@ func NewAPIKeyView(k keys.APIKey) APIKeyView {
 	return v
 }
 
-// HMACKeyView is one row of GET /v1/api/{projectId}/hmackeys.
+// HMACKeyView is one row of GET /v1/api/{projectId}/hmackeys. Devices (a keygate extension) is
+// present only for keys bound to devices.
 type HMACKeyView struct {
 	ID               int64     `json:"id"`
 	HMACKey          string    `json:"hmacKey"`
 	Name             string    `json:"name"`
 	IsDevelopmentKey bool      `json:"isDevelopmentKey"`
 	Created          time.Time `json:"created"`
+	Devices          []string  `json:"devices,omitempty"`
 }
 
 // NewHMACKeyView renders a stored HMAC key.
 func NewHMACKeyView(k keys.HMACKey) HMACKeyView {
-	return HMACKeyView{ID: k.ID, HMACKey: k.Secret, Name: k.Name, IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created}
+	return HMACKeyView{ID: k.ID, HMACKey: k.Secret, Name: k.Name, IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created, Devices: k.Devices}
+}
+
+// SettingsResponse is the answer of GET and POST /v1/api/{projectId}/keygate/settings (a keygate
+// extension): the project's settings that the Keys page and scripts may change.
+type SettingsResponse struct {
+	Success                bool `json:"success"`
+	RequireSignatures      bool `json:"requireSignatures"`
+	RequireDeviceBoundKeys bool `json:"requireDeviceBoundKeys"`
+}
+
+// NewSettingsResponse renders a project's settings.
+func NewSettingsResponse(ps keys.ProjectSettings) SettingsResponse {
+	return SettingsResponse{Success: true, RequireSignatures: ps.RequireSignatures, RequireDeviceBoundKeys: ps.RequireDeviceBoundKeys}
 }
 
 // ListAPIKeysResponse is the answer of GET apikeys.

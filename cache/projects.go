@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/verify"
 )
 
 // ProjectStore is what the project cache reads.
@@ -22,9 +24,10 @@ type ProjectStore interface {
 
 // Project is what the ingestion path needs of a project on every request.
 type Project struct {
-	// HMACKeys are the project's HMAC keys (their UTF-8 bytes), development key first, then the
-	// secrets replaced by a roll that still verify during their grace.
-	HMACKeys [][]byte
+	// Keys are the project's HMAC keys indexed by the devices they are bound to (development key
+	// first among the unbound ones), then the secrets replaced by a roll that still verify during
+	// their grace, bound like their key. Nil when the project has none.
+	Keys     *verify.KeyRing
 	Settings keys.ProjectSettings
 }
 
@@ -128,28 +131,31 @@ func (c *Projects) load(ctx context.Context, pid int64) (Project, error) {
 			return nil, err
 		}
 		c.failing.Store(false)
-		p := Project{Settings: st}
+		var ring []verify.RingKey
 		for _, k := range hk {
+			rk := verify.RingKey{ID: k.ID, Secret: []byte(k.Secret), Devices: k.Devices}
 			if k.IsDevelopmentKey {
-				p.HMACKeys = append([][]byte{[]byte(k.Secret)}, p.HMACKeys...)
+				ring = append([]verify.RingKey{rk}, ring...)
 			} else {
-				p.HMACKeys = append(p.HMACKeys, []byte(k.Secret))
+				ring = append(ring, rk)
 			}
 		}
-		entry := projEntry{fetched: c.opt.Now(), current: p}
+		p := Project{Settings: st}
+		if len(ring) > 0 {
+			p.Keys = verify.NewKeyRing(ring)
+		}
+		entry := projEntry{fetched: c.opt.Now(), current: p, p: p}
+		var prev []verify.RingKey
 		for _, k := range hk {
 			if k.Previous != "" && k.PreviousUntil.After(entry.fetched) {
 				if entry.until.IsZero() || k.PreviousUntil.Before(entry.until) {
 					entry.until = k.PreviousUntil
 				}
-				if len(entry.p.HMACKeys) == 0 {
-					entry.p = Project{Settings: st, HMACKeys: append([][]byte(nil), p.HMACKeys...)}
-				}
-				entry.p.HMACKeys = append(entry.p.HMACKeys, []byte(k.Previous))
+				prev = append(prev, verify.RingKey{ID: k.ID, Secret: []byte(k.Previous), Devices: k.Devices})
 			}
 		}
-		if entry.p.HMACKeys == nil {
-			entry.p = p
+		if len(prev) > 0 {
+			entry.p = Project{Settings: st, Keys: verify.NewKeyRing(append(slices.Clone(ring), prev...))}
 		}
 		c.mu.Lock()
 		if c.gen == gen { // not invalidated while reading

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/verify"
 )
 
 type hmacTable struct {
@@ -42,32 +45,50 @@ func TestProjectsRolledSecretGrace(t *testing.T) {
 	store := &hmacTable{now: c.Now, keys: []keys.HMACKey{
 		{ID: 1, Secret: "new", Previous: "old", PreviousUntil: grace, IsDevelopmentKey: true},
 		{ID: 2, Secret: "other"},
+		{ID: 3, Secret: "bound-new", Previous: "bound-old", PreviousUntil: grace, Devices: []string{"cam-1"}},
 	}}
 	p := NewProjects(store, Options{TTL: time.Minute, Now: c.Now})
 	ctx := context.Background()
-	names := func() []string {
+	// verifies reports which of the secrets sign a sample of device the project accepts.
+	verifies := func(device string, secrets ...string) []string {
 		t.Helper()
 		proj, err := p.Get(ctx, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, k := range proj.HMACKeys {
-			out = append(out, string(k))
+		for _, sec := range secrets {
+			raw := fmt.Appendf(nil, `{"protected":{"ver":"v1","alg":"HS256"},"signature":"","payload":{"device_name":%q,"values":[]}}`, device)
+			body, err := verify.Sign(raw, verify.FormatJSON, []byte(sec), verify.SignOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := verify.ParseFull(body, verify.FormatJSON)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := proj.Keys.Verify(&s, body, false); err == nil {
+				out = append(out, sec)
+			}
 		}
 		return out
 	}
-	if got := names(); len(got) != 3 || got[0] != "new" || got[2] != "old" {
-		t.Fatalf("during grace = %v, want [new other old]", got)
+	all := []string{"new", "other", "old", "bound-new", "bound-old"}
+	if got := verifies("cam-1", all...); !slices.Equal(got, all) {
+		t.Fatalf("during grace = %v, want %v", got, all)
+	}
+	// A rolled secret keeps its key's binding.
+	if got := verifies("cam-2", all...); !slices.Equal(got, []string{"new", "other", "old"}) {
+		t.Errorf("another device during grace = %v, want [new other old]", got)
 	}
 	c.Advance(4 * time.Second)
-	names()
+	verifies("cam-1")
 	if store.calls.Load() != 1 {
 		t.Errorf("%d store calls within the TTL and the grace, want 1", store.calls.Load())
 	}
 	c.Advance(time.Second)
-	if got := names(); len(got) != 2 || got[0] != "new" || got[1] != "other" {
-		t.Errorf("after grace = %v, want [new other]", got)
+	if got := verifies("cam-1", all...); !slices.Equal(got, []string{"new", "other", "bound-new"}) {
+		t.Errorf("after grace = %v, want [new other bound-new]", got)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Sentinel errors callers branch on.
@@ -247,6 +248,25 @@ type HMACKey struct {
 	// PreviousUntil); empty otherwise.
 	Previous      string    `json:"-"`
 	PreviousUntil time.Time `json:"previousUntil,omitzero"`
+	// Devices binds the key to the devices it may sign for (see MatchDevice); empty means any
+	// device, as before bindings existed.
+	Devices []string `json:"devices,omitempty"`
+}
+
+// Bound reports whether the key is bound to devices.
+func (k HMACKey) Bound() bool { return len(k.Devices) > 0 }
+
+// ValidFor reports whether the key may sign samples of the named device.
+func (k HMACKey) ValidFor(device string) bool {
+	if !k.Bound() {
+		return true
+	}
+	for _, p := range k.Devices {
+		if MatchDevice(p, device) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewHMACKey is what a caller gives to create an HMAC key.
@@ -255,6 +275,8 @@ type NewHMACKey struct {
 	Name             string
 	Secret           string
 	IsDevelopmentKey bool
+	// Devices optionally binds the key to device names (exact, or a prefix ending in '*').
+	Devices []string
 }
 
 // Validate checks the request before anything is stored.
@@ -271,7 +293,59 @@ func (n NewHMACKey) Validate() error {
 	if len(n.Secret) > 1024 {
 		return fmt.Errorf("hmac key is longer than 1024 bytes")
 	}
+	if len(n.Devices) > MaxDevicesPerKey {
+		return fmt.Errorf("an hmac key may be bound to at most %d device names", MaxDevicesPerKey)
+	}
+	seen := make(map[string]bool, len(n.Devices))
+	for _, d := range n.Devices {
+		if err := ValidateDevicePattern(d); err != nil {
+			return err
+		}
+		if seen[d] {
+			return fmt.Errorf("device %q is listed twice", d)
+		}
+		seen[d] = true
+	}
 	return nil
+}
+
+const (
+	// MaxDevicesPerKey bounds one key's binding: a fleet gets one key per device, not one key
+	// listing the fleet.
+	MaxDevicesPerKey = 1000
+	// MaxDeviceNameLength bounds a device name or prefix in a binding.
+	MaxDeviceNameLength = 256
+)
+
+// ValidateDevicePattern checks one entry of a binding: a device name, or a prefix followed by a
+// single trailing '*' ("line-3-*"). A lone "*" is refused: it would bind the key to every device,
+// which is what an unbound key already is, and would satisfy requireDeviceBoundKeys in name only.
+func ValidateDevicePattern(p string) error {
+	switch {
+	case p == "":
+		return fmt.Errorf("a device name must not be empty")
+	case len(p) > MaxDeviceNameLength:
+		return fmt.Errorf("a device name is longer than %d bytes", MaxDeviceNameLength)
+	case p == "*":
+		return fmt.Errorf(`a device binding of "*" alone matches every device: leave devices out for an unbound key`)
+	case strings.Contains(strings.TrimSuffix(p, "*"), "*"):
+		return fmt.Errorf("device %q: '*' is allowed only at the end, for a prefix", p)
+	}
+	for _, r := range p {
+		if r < ' ' || r == 0x7f || r == utf8.RuneError {
+			return fmt.Errorf("device %q contains a control character or invalid UTF-8", p)
+		}
+	}
+	return nil
+}
+
+// MatchDevice reports whether a device name matches one binding entry: equal to it, or, for an
+// entry ending in '*', starting with what precedes the '*'. Names are compared byte for byte.
+func MatchDevice(pattern, name string) bool {
+	if prefix, ok := strings.CutSuffix(pattern, "*"); ok {
+		return strings.HasPrefix(name, prefix)
+	}
+	return pattern == name
 }
 
 // Principal is what a resolved API key means: who is calling, for which project, with which role.
@@ -320,6 +394,9 @@ type ProjectSettings struct {
 	Limit Limit `json:"limit,omitzero"`
 	// KeyLimits override the role default per API key id.
 	KeyLimits map[int64]Limit `json:"keyLimits,omitempty"`
+	// RequireDeviceBoundKeys refuses samples signed with an HMAC key that is not bound to devices,
+	// so one opened device's key cannot sign for the rest of the fleet (docs/signatures.md).
+	RequireDeviceBoundKeys bool `json:"requireDeviceBoundKeys"`
 }
 
 // EventKind says what changed.

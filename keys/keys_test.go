@@ -3,6 +3,7 @@ package keys
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -106,5 +107,48 @@ func TestMasterKeyAndSealer(t *testing.T) {
 	plain, _ := none.Seal("secret", "hmac", 1, 2)
 	if got, _ := s.Open(plain, "hmac", 1, 2); got != "secret" {
 		t.Error("plain records written before a master key was set do not open")
+	}
+}
+
+func TestDeviceBinding(t *testing.T) {
+	tests := []struct {
+		name    string
+		devices []string
+		valid   bool
+		matches map[string]bool
+	}{
+		{"unbound", nil, true, map[string]bool{"dev-a": true, "": true}},
+		{"exact", []string{"dev-a"}, true, map[string]bool{"dev-a": true, "dev-b": false, "dev-a2": false, "DEV-A": false, "": false}},
+		{"prefix", []string{"line-3-*"}, true, map[string]bool{"line-3-07": true, "line-3-": true, "line-4-01": false, "line-3": false}},
+		{"several", []string{"cam-1", "cam-2"}, true, map[string]bool{"cam-1": true, "cam-2": true, "cam-3": false}},
+		{"lone star", []string{"*"}, false, nil},
+		{"star inside", []string{"a*b"}, false, nil},
+		{"two stars", []string{"a**"}, false, nil},
+		{"empty name", []string{""}, false, nil},
+		{"control character", []string{"dev\n1"}, false, nil},
+		{"invalid utf-8", []string{"dev\xff"}, false, nil},
+		{"too long", []string{strings.Repeat("d", MaxDeviceNameLength+1)}, false, nil},
+		{"duplicate", []string{"dev-a", "dev-a"}, false, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := NewHMACKey{ProjectID: 1, Name: "k", Secret: "s", Devices: tc.devices}.Validate()
+			if (err == nil) != tc.valid {
+				t.Fatalf("Validate() = %v, want valid=%v", err, tc.valid)
+			}
+			k := HMACKey{Devices: tc.devices}
+			for dev, want := range tc.matches {
+				if got := k.ValidFor(dev); got != want {
+					t.Errorf("ValidFor(%q) = %v, want %v", dev, got, want)
+				}
+			}
+		})
+	}
+	many := make([]string, MaxDevicesPerKey+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("dev-%d", i)
+	}
+	if err := (NewHMACKey{ProjectID: 1, Name: "k", Secret: "s", Devices: many}).Validate(); err == nil {
+		t.Errorf("a binding of %d devices accepted", len(many))
 	}
 }

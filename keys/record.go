@@ -3,6 +3,7 @@ package keys
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -35,6 +36,7 @@ type hmacRecord struct {
 	// OldSecret (sealed like Secret) still verifies until OldUntil, after a roll.
 	OldSecret string    `json:"oldSecret,omitempty"`
 	OldUntil  time.Time `json:"oldUntil,omitzero"`
+	Devices   []string  `json:"devices,omitempty"`
 }
 
 const (
@@ -151,7 +153,7 @@ func newHMACRecord(n NewHMACKey, id int64, now time.Time, s *Sealer) (hmacRecord
 		return hmacRecord{}, err
 	}
 	return hmacRecord{ID: id, ProjectID: n.ProjectID, Name: n.Name, Secret: sealed, Dev: n.IsDevelopmentKey,
-		Created: now.UTC().Truncate(time.Millisecond)}, nil
+		Created: now.UTC().Truncate(time.Millisecond), Devices: slices.Clone(n.Devices)}, nil
 }
 
 // hmacKey opens the record; the rolled secret is included only while it still verifies at now.
@@ -160,7 +162,7 @@ func (r hmacRecord) hmacKey(s *Sealer, now time.Time) (HMACKey, error) {
 	if err != nil {
 		return HMACKey{}, fmt.Errorf("hmac key %d: %w", r.ID, err)
 	}
-	k := HMACKey{ID: r.ID, ProjectID: r.ProjectID, Name: r.Name, Secret: sec, IsDevelopmentKey: r.Dev, Created: r.Created}
+	k := HMACKey{ID: r.ID, ProjectID: r.ProjectID, Name: r.Name, Secret: sec, IsDevelopmentKey: r.Dev, Created: r.Created, Devices: r.Devices}
 	if r.OldSecret != "" && now.Before(r.OldUntil) {
 		if k.Previous, err = s.Open(r.OldSecret, sealKindHMAC, r.ProjectID, r.ID); err != nil {
 			return HMACKey{}, fmt.Errorf("hmac key %d: %w", r.ID, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -372,6 +373,42 @@ func TestStoreConformance(t *testing.T) {
 				}
 				if _, err := s.CreateHMACKey(ctx, NewHMACKey{ProjectID: 1, Name: "", Secret: "x"}); err == nil {
 					t.Error("nameless hmac key accepted")
+				}
+			})
+			t.Run("hmac keys bound to devices", func(t *testing.T) {
+				s, _ := factory(t, testSealer(t))
+				ctx := context.Background()
+				bound, err := s.CreateHMACKey(ctx, NewHMACKey{ProjectID: 1, Name: "cam", Secret: "k1", Devices: []string{"cam-1", "line-3-*"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(bound.Devices, []string{"cam-1", "line-3-*"}) {
+					t.Errorf("created devices = %q", bound.Devices)
+				}
+				if _, err := s.CreateHMACKey(ctx, NewHMACKey{ProjectID: 1, Name: "fleet", Secret: "k2"}); err != nil {
+					t.Fatal(err)
+				}
+				list, err := s.ListHMACKeys(ctx, 1)
+				if err != nil || len(list) != 2 {
+					t.Fatalf("list = %+v, %v", list, err)
+				}
+				if !slices.Equal(list[0].Devices, []string{"cam-1", "line-3-*"}) || list[1].Bound() {
+					t.Errorf("listed devices = %q and %q", list[0].Devices, list[1].Devices)
+				}
+				if _, err := s.CreateHMACKey(ctx, NewHMACKey{ProjectID: 1, Name: "bad", Secret: "k3", Devices: []string{"a*b"}}); err == nil {
+					t.Error("a binding with '*' inside accepted")
+				}
+				if list, _ := s.ListHMACKeys(ctx, 1); len(list) != 2 {
+					t.Errorf("a refused key was stored: %+v", list)
+				}
+				if _, err := s.UpdateSettings(ctx, 1, func(ps *ProjectSettings) error { ps.RequireDeviceBoundKeys = true; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				if ps, err := s.Settings(ctx, 1); err != nil || !ps.RequireDeviceBoundKeys {
+					t.Errorf("settings = %+v, %v", ps, err)
+				}
+				if ps, _ := s.Settings(ctx, 2); ps.RequireDeviceBoundKeys {
+					t.Error("requireDeviceBoundKeys leaked to another project")
 				}
 			})
 			t.Run("last used is recorded in batches", func(t *testing.T) {

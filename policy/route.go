@@ -58,6 +58,8 @@ const (
 	EndpointHMACKeys   Endpoint = "hmackeys"
 	EndpointDevKeys    Endpoint = "devkeys"
 	EndpointAPIKeyInfo Endpoint = "api-key-info"
+	// EndpointSettings is keygate's own project settings (/v1/api/{projectId}/keygate/settings).
+	EndpointSettings Endpoint = "settings"
 	// EndpointPage is the Keys web page (/keys): static files, no key needed to load them.
 	EndpointPage Endpoint = "page"
 )
@@ -182,7 +184,7 @@ var (
 	wordsAPI      = []string{"api"}
 	wordsProjects = []string{"projects"}
 	wordsProjTail = []string{"api-key-info"}
-	wordsProject  = []string{"apikeys", "hmackeys", "devkeys", "raw-data", "devices", "upload", "labels", "deployment", "jobs"}
+	wordsProject  = []string{"apikeys", "hmackeys", "devkeys", "keygate", "raw-data", "devices", "upload", "labels", "deployment", "jobs"}
 	wordsKeysTail = []string{"ingestiononly", "hmac"}
 	wordsKeys     = []string{"apikeys", "hmackeys", "devkeys"}
 	wordsJobs     = []string{"build-ondevice-model", "deploy"}
@@ -362,6 +364,10 @@ func matchStudio(method, path string) (Route, error) {
 		return r, nil
 	case "hmackeys":
 		r.Class, r.Local = ClassAdmin, EndpointHMACKeys
+		return r, nil
+	case "keygate":
+		// keygate's own extensions answer locally (unknown ones 404 there), never upstream.
+		r.Class, r.Local = ClassAdmin, EndpointSettings
 		return r, nil
 	case "devkeys":
 		if nearWord(sub, wordsKeysTail) {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,7 +42,29 @@ const (
 	SigStale     = "stale"
 	SigMalformed = "malformed"
 	SigTooLarge  = "too_large"
+	// SigWrongDevice: no key that may sign for the sample's payload.device_name signed it, in a
+	// project with device-bound keys (docs/signatures.md).
+	SigWrongDevice = "wrong_device"
+	// SigUnboundKey: signed with a key bound to no device while the project sets
+	// requireDeviceBoundKeys.
+	SigUnboundKey = "unbound_key"
 )
+
+// zeroKey is the HMAC key clients sign with when they have none.
+var zeroKey = [][]byte{[]byte("0")}
+
+// deviceLabel names a device in a refusal: "device dev-a", quoted when the name is not plain.
+func deviceLabel(name string) string {
+	if name == "" {
+		return "a sample without payload.device_name"
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c > '~' || c == '"' || c == '\\' {
+			return "device " + strconv.Quote(name)
+		}
+	}
+	return "device " + name
+}
 
 // ProjectSource gives a project's HMAC keys and settings (cache.Projects).
 type ProjectSource interface {
@@ -201,7 +224,12 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 // check classifies one file: valid, invalid, unsigned, stale or malformed.
 func (v *Ingest) check(f *file, pid int64, proj cache.Project) {
 	format := verify.DetectFormat(f.ctype, f.name, f.body)
-	s, err := verify.Parse(f.body, format)
+	parse := verify.Parse
+	if proj.Keys.Bound() {
+		// The device name decides which keys may sign: read it the way no backend can read otherwise.
+		parse = verify.ParseFull
+	}
+	s, err := parse(f.body, format)
 	switch {
 	case errors.Is(err, verify.ErrNotSample):
 		f.result = SigUnsigned
@@ -220,19 +248,33 @@ func (v *Ingest) check(f *file, pid int64, proj cache.Project) {
 		f.result = SigUnsigned
 		return
 	}
-	if _, err := s.Verify(f.body, proj.HMACKeys); err != nil {
+	m, err := proj.Keys.Verify(&s, f.body, proj.Settings.RequireDeviceBoundKeys)
+	switch {
+	case err == nil:
+	case errors.Is(err, verify.ErrUnboundKey):
+		f.result = SigUnboundKey
+		f.reason = fmt.Sprintf("project %d requires device-bound HMAC keys, and %s is signed with HMAC key %d, which is bound to no device", pid, f.label, m.KeyID)
+		return
+	case errors.Is(err, verify.ErrBadSignature), errors.Is(err, verify.ErrWrongDevice):
 		// Clients without a development HMAC key sign with "0": such a signature proves nothing, so
 		// it counts as unsigned rather than forged.
-		if _, zerr := s.Verify(f.body, [][]byte{[]byte("0")}); zerr == nil {
+		if _, zerr := s.Verify(f.body, zeroKey); zerr == nil {
 			f.result = SigUnsigned
 			return
 		}
 		f.result = SigInvalid
-		if len(proj.HMACKeys) == 0 {
+		switch {
+		case errors.Is(err, verify.ErrWrongDevice):
+			f.result = SigWrongDevice
+			f.reason = fmt.Sprintf("signature key is not valid for %s: %s is not signed with an HMAC key of project %d that may sign for it", deviceLabel(s.DeviceName), f.label, pid)
+		case proj.Keys.Len() == 0:
 			f.reason = fmt.Sprintf("project %d has no HMAC keys to verify the signature of %s", pid, f.label)
-		} else {
+		default:
 			f.reason = fmt.Sprintf("signature of %s does not match any HMAC key of project %d", f.label, pid)
 		}
+		return
+	default:
+		f.result, f.reason = SigMalformed, err.Error()
 		return
 	}
 	if !s.HasIAT {
@@ -283,7 +325,7 @@ func (v *Ingest) decide(r *http.Request, pid int64, proj cache.Project, files []
 				return nil, apierr.New(http.StatusBadRequest, "bad_signature", f.label+" is not a valid data acquisition file: "+strings.TrimPrefix(f.reason, "malformed sample: "), nil)
 			}
 			f.result = SigInvalid
-		case SigInvalid:
+		case SigInvalid, SigWrongDevice, SigUnboundKey:
 			if reject {
 				return nil, apierr.New(http.StatusUnauthorized, "bad_signature", f.reason, nil)
 			}

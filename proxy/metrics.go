@@ -15,7 +15,7 @@ type Metrics struct {
 	// Duration is the time from the first byte read to the handler's return, by face and class.
 	Duration *prometheus.HistogramVec
 	// Signatures counts ingestion files by verification result (valid, invalid, unsigned, replayed,
-	// too_large, malformed, stale).
+	// too_large, malformed, stale, wrong_device, unbound_key).
 	Signatures *prometheus.CounterVec
 	// RateLimited counts 429s by scope (key, project, device); LimiterFallback counts decisions taken
 	// by the local limiter because Redis could not be reached.

@@ -242,8 +242,9 @@ func readCBORProtected(b []byte, s *Sample) error {
 }
 
 // parseCBOR is parseJSON's twin: it reads protected and signature, reads the payload only until its
-// values, and never decodes the values (in the binary variant they are not CBOR at all).
-func parseCBOR(b []byte) (Sample, error) {
+// values, and never decodes the values (in the binary variant they are not CBOR at all). With full
+// set it walks past the values too, as parseJSON does.
+func parseCBOR(b []byte, full bool) (Sample, error) {
 	var s Sample
 	w := &cborWalker{b: b}
 	if len(b) == 0 || b[0]>>5 != 5 {
@@ -282,17 +283,23 @@ func parseCBOR(b []byte) (Sample, error) {
 			} else {
 				s.sigOff = -1
 			}
-			return end, seenProt && seenSig && seenPayload, nil
+			return end, !full && seenProt && seenSig && seenPayload, nil
 		case "payload":
 			if seenPayload {
 				return 0, false, malformed("duplicate payload")
 			}
 			seenPayload = true
-			stopAtValues := seenProt && seenSig
-			stopped := false
+			stopAtValues := !full && seenProt && seenSig
+			stopped, seenName := false, false
 			end, err := w.mapEntries(off, func(pk string, poff int) (int, bool, error) {
 				switch pk {
 				case "device_name", "device_type":
+					if pk == "device_name" {
+						if seenName {
+							return 0, false, malformed("duplicate payload.device_name")
+						}
+						seenName = true
+					}
 					v, end, err := w.text(poff)
 					if err != nil {
 						return 0, false, malformed("payload.%s must be a text string", pk)
@@ -315,7 +322,7 @@ func parseCBOR(b []byte) (Sample, error) {
 			return end, stopped, err
 		}
 		end, err := w.skip(off, 1)
-		return end, seenProt && seenSig && seenPayload, err
+		return end, !full && seenProt && seenSig && seenPayload, err
 	})
 	if err != nil {
 		return s, err
@@ -327,4 +334,12 @@ func parseCBOR(b []byte) (Sample, error) {
 		return s, malformed("an HS256 signature must be a definite 64-byte CBOR text string")
 	}
 	return s, nil
+}
+
+// cborWalkable reports whether body is exactly one well-formed CBOR item, which the binary variant
+// (a header followed by raw samples) is not.
+func cborWalkable(body []byte) bool {
+	w := &cborWalker{b: body}
+	end, err := w.skip(0, 0)
+	return err == nil && end == len(body)
 }

@@ -293,8 +293,9 @@ func jsonKind(b []byte) string {
 
 // parseJSON walks the top-level object: protected and signature are read, the payload is walked
 // only until its values (device_name and device_type usually precede them), and the walk stops as
-// soon as all three were seen — a 10 MB values array is never scanned.
-func parseJSON(b []byte) (Sample, error) {
+// soon as all three were seen — a 10 MB values array is never scanned. With full set it walks the
+// whole file instead, so a device_name placed after the values or a second payload cannot hide.
+func parseJSON(b []byte, full bool) (Sample, error) {
 	var s Sample
 	j := &jsonScanner{b: b}
 	var seenProt, seenSig, seenPayload bool
@@ -331,7 +332,7 @@ func parseJSON(b []byte) (Sample, error) {
 			if j.off >= len(b) || b[j.off] != '{' {
 				return false, malformed("payload must be an object")
 			}
-			stopped, err := j.payload(&s, seenProt && seenSig)
+			stopped, err := j.payload(&s, !full && seenProt && seenSig)
 			if err != nil || stopped {
 				return stopped, err
 			}
@@ -340,7 +341,7 @@ func parseJSON(b []byte) (Sample, error) {
 				return false, err
 			}
 		}
-		return seenProt && seenSig && seenPayload, nil
+		return !full && seenProt && seenSig && seenPayload, nil
 	})
 	if err != nil {
 		return s, err
@@ -355,9 +356,18 @@ func parseJSON(b []byte) (Sample, error) {
 // already known) it stops at values, so a large values array is never scanned; otherwise it walks
 // the whole payload.
 func (j *jsonScanner) payload(s *Sample, stopAtValues bool) (stopped bool, err error) {
+	seenName := false
 	err = j.object(func(k string) (bool, error) {
 		switch k {
 		case "device_name", "device_type":
+			if k == "device_name" {
+				// Parsers disagree on which of two wins; the device a key is bound to must be the
+				// one every reader sees.
+				if seenName {
+					return false, malformed("duplicate payload.device_name")
+				}
+				seenName = true
+			}
 			st, en, _, err := j.str()
 			if err != nil {
 				return false, malformed("payload.%s must be a string", k)

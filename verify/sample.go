@@ -83,13 +83,32 @@ func malformed(format string, a ...any) error {
 
 // Parse reads what verification needs from body. For FormatUnknown it returns ErrNotSample.
 func Parse(body []byte, f Format) (Sample, error) {
+	return parse(body, f, false)
+}
+
+// ParseFull is Parse for a project whose keys are bound to devices, where DeviceName decides which
+// keys may sign: it walks the whole file rather than stopping at the values, so a device_name after
+// the values, a second device_name or a second payload — which the backend might read instead of
+// the first — is refused as malformed. The binary CBOR variant (raw samples after the header) cannot
+// be walked past its values; for it the header's device_name, which must precede them, is the one.
+func ParseFull(body []byte, f Format) (Sample, error) {
+	s, err := parse(body, f, true)
+	if err != nil && f == FormatCBOR && errors.Is(err, ErrMalformed) {
+		if qs, qerr := parse(body, f, false); qerr == nil && qs.DeviceName != "" && !cborWalkable(body) {
+			return qs, nil
+		}
+	}
+	return s, err
+}
+
+func parse(body []byte, f Format, full bool) (Sample, error) {
 	var s Sample
 	var err error
 	switch f {
 	case FormatJSON:
-		s, err = parseJSON(body)
+		s, err = parseJSON(body, full)
 	case FormatCBOR:
-		s, err = parseCBOR(body)
+		s, err = parseCBOR(body, full)
 	default:
 		return s, ErrNotSample
 	}

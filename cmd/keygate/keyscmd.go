@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -195,9 +197,12 @@ func keysRevoke(ctx context.Context, args []string, stdout, _ io.Writer) error {
 func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("hmac create")
 	project := projectFlag(fs)
-	name := fs.String("name", "", "name of the key (required)")
+	name := fs.String("name", "", "name of the key (required; with --devices-from, the names are NAME (DEVICE))")
 	key := fs.String("key", "", "the HMAC key (default: 32 random hex characters)")
 	dev := fs.Bool("dev", false, "make it the project's development HMAC key")
+	var devices multiFlag
+	fs.Var(&devices, "device", "bind the key to this device name, or a prefix ending in '*' (repeatable)")
+	devicesFrom := fs.String("devices-from", "", "create one generated key per device named in this file (one name a line; blank lines and # comments skipped)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	pid, err := parseProject(fs, args, project)
 	if err != nil {
@@ -206,11 +211,21 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if *name == "" {
 		return usagef("hmac create: --name is required")
 	}
+	if *devicesFrom != "" {
+		if len(devices) > 0 || *key != "" || *dev {
+			return usagef("hmac create: --devices-from generates one key per device; it cannot be combined with --device, --key or --dev")
+		}
+		return hmacCreateBulk(ctx, pid, *name, *devicesFrom, *asJSON, stdout, stderr)
+	}
 	secret := *key
 	if secret == "" {
 		if secret, err = keys.GenerateHMACKey(); err != nil {
 			return err
 		}
+	}
+	n := keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev, Devices: devices}
+	if err := n.Validate(); err != nil {
+		return usagef("hmac create: %v", err)
 	}
 	cfg, err := server.LoadStoreConfig()
 	if err != nil {
@@ -220,7 +235,7 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
 	}
 	return withNewStore(stderr, func(s keys.Store) error {
-		hk, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev})
+		hk, err := s.CreateHMACKey(ctx, n)
 		if err != nil {
 			return err
 		}
@@ -231,7 +246,101 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}{true, admin.NewHMACKeyView(hk)})
 		}
 		fmt.Fprintf(stdout, "%s\n", hk.Secret)
-		fmt.Fprintf(stderr, "Created HMAC key %d %q for project %d%s.\n", hk.ID, hk.Name, pid, devSuffix(hk.IsDevelopmentKey))
+		bound := ""
+		if hk.Bound() {
+			bound = ", bound to " + strings.Join(hk.Devices, ", ")
+		}
+		fmt.Fprintf(stderr, "Created HMAC key %d %q for project %d%s%s.\n", hk.ID, hk.Name, pid, devSuffix(hk.IsDevelopmentKey), bound)
+		return nil
+	})
+}
+
+// DeviceKey is one line of `hmac create --devices-from --json`: a device and the key made for it.
+type DeviceKey struct {
+	Device  string `json:"device"`
+	ID      int64  `json:"id"`
+	HMACKey string `json:"hmacKey"`
+}
+
+// readDeviceList reads one device name (or prefix ending in '*') a line, checking them all before
+// anything is created.
+func readDeviceList(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("hmac create: --devices-from: %w", err)
+	}
+	var out []string
+	seen := map[string]int{}
+	for i, line := range strings.Split(string(b), "\n") {
+		d := strings.TrimSpace(line)
+		if d == "" || strings.HasPrefix(d, "#") {
+			continue
+		}
+		if err := keys.ValidateDevicePattern(d); err != nil {
+			return nil, usagef("hmac create: %s line %d: %v", path, i+1, err)
+		}
+		if first, dup := seen[d]; dup {
+			return nil, usagef("hmac create: %s line %d: device %q is already on line %d", path, i+1, d, first)
+		}
+		seen[d] = i + 1
+		out = append(out, d)
+	}
+	if len(out) == 0 {
+		return nil, usagef("hmac create: %s names no devices", path)
+	}
+	return out, nil
+}
+
+// hmacCreateBulk creates one generated key per device and prints each pair once. If the store
+// fails midway, the keys already created are still printed, so none is lost.
+func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bool, stdout, stderr io.Writer) error {
+	devs, err := readDeviceList(path)
+	if err != nil {
+		return err
+	}
+	cfg, err := server.LoadStoreConfig()
+	if err != nil {
+		return err
+	}
+	if cfg.MasterKey == "" {
+		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
+	}
+	return withNewStore(stderr, func(s keys.Store) error {
+		made := make([]DeviceKey, 0, len(devs))
+		var cerr error
+		for _, d := range devs {
+			secret, err := keys.GenerateHMACKey()
+			if err != nil {
+				cerr = err
+				break
+			}
+			hk, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: pid, Name: name + " (" + d + ")", Secret: secret, Devices: []string{d}})
+			if err != nil {
+				cerr = fmt.Errorf("create the key of device %q: %w", d, err)
+				break
+			}
+			made = append(made, DeviceKey{Device: d, ID: hk.ID, HMACKey: hk.Secret})
+		}
+		if asJSON {
+			if err := writeJSON(stdout, struct {
+				Success bool        `json:"success"`
+				Keys    []DeviceKey `json:"keys"`
+			}{cerr == nil, made}); err != nil {
+				return err
+			}
+		} else {
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			for _, k := range made {
+				fmt.Fprintf(tw, "%s\t%s\n", k.Device, k.HMACKey)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+		}
+		if cerr != nil {
+			return fmt.Errorf("created %d of %d device keys: %w", len(made), len(devs), cerr)
+		}
+		fmt.Fprintf(stderr, "Created %d device-bound HMAC keys for project %d.\n", len(made), pid)
 		return nil
 	})
 }
@@ -257,9 +366,13 @@ func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return writeJSON(stdout, admin.ListHMACKeysResponse{Success: true, HMACKeys: views})
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tDEV\tHMAC KEY\tCREATED")
+		fmt.Fprintln(tw, "ID\tNAME\tDEV\tHMAC KEY\tDEVICES\tCREATED")
 		for _, v := range views {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.ID, v.Name, yes(v.IsDevelopmentKey), v.HMACKey, v.Created.Format(time.RFC3339))
+			devs := "any"
+			if len(v.Devices) > 0 {
+				devs = strings.Join(v.Devices, ",")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, yes(v.IsDevelopmentKey), v.HMACKey, devs, v.Created.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	})

@@ -192,7 +192,7 @@ func printSettings(w io.Writer, pid int64, ps keys.ProjectSettings, asJSON bool)
 	if asJSON {
 		return writeJSON(w, ps)
 	}
-	fmt.Fprintf(w, "project %d\n  require signatures: %v\n", pid, ps.RequireSignatures)
+	fmt.Fprintf(w, "project %d\n  require signatures: %v\n  require device-bound keys: %v\n", pid, ps.RequireSignatures, ps.RequireDeviceBoundKeys)
 	if !ps.Limit.IsZero() {
 		fmt.Fprintf(w, "  rate limit (project): %s\n", formatLimit(ps.Limit))
 	}
@@ -205,21 +205,41 @@ func printSettings(w io.Writer, pid int64, ps keys.ProjectSettings, asJSON bool)
 func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := newFlagSet("settings set")
 	project := projectFlag(fs)
-	req := fs.String("require-signatures", "", "true: refuse unsigned ingestion files for this project; false: allow them")
+	reqSig := fs.String("require-signatures", "", "true: refuse unsigned ingestion files for this project; false: allow them")
+	reqBound := fs.String("require-device-bound-keys", "", "true: refuse samples signed with an HMAC key bound to no device; false: accept them")
 	pid, err := parseProject(fs, args, project)
 	if err != nil {
 		return err
 	}
-	if *req == "" {
-		return usagef("settings set: nothing to set (try --require-signatures=true)")
+	if *reqSig == "" && *reqBound == "" {
+		return usagef("settings set: nothing to set (try --require-signatures=true or --require-device-bound-keys=true)")
 	}
-	v, err := strconv.ParseBool(*req)
+	parse := func(flag, v string) (*bool, error) {
+		if v == "" {
+			return nil, nil
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, usagef("settings set: --%s: want true or false", flag)
+		}
+		return &b, nil
+	}
+	sig, err := parse("require-signatures", *reqSig)
 	if err != nil {
-		return usagef("settings set: --require-signatures: want true or false")
+		return err
+	}
+	bound, err := parse("require-device-bound-keys", *reqBound)
+	if err != nil {
+		return err
 	}
 	return withStore(func(s keys.Store) error {
 		ps, err := s.UpdateSettings(ctx, pid, func(ps *keys.ProjectSettings) error {
-			ps.RequireSignatures = v
+			if sig != nil {
+				ps.RequireSignatures = *sig
+			}
+			if bound != nil {
+				ps.RequireDeviceBoundKeys = *bound
+			}
 			return nil
 		})
 		if err != nil {
