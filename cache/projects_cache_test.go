@@ -88,7 +88,7 @@ func secrets(t *testing.T, c *Projects, pid int64) []string {
 		t.Fatalf("Get(%d): %v", pid, err)
 	}
 	var out []string
-	for _, k := range proj.HMACKeys {
+	for _, k := range proj.Keys.Secrets() {
 		out = append(out, string(k))
 	}
 	return out
@@ -203,8 +203,8 @@ func TestProjectsStoreDown(t *testing.T) {
 			if err != nil {
 				t.Fatalf("err = %v", err)
 			}
-			if len(proj.HMACKeys) != 1 || string(proj.HMACKeys[0]) != tc.want[0] {
-				t.Errorf("keys %q, want %v", proj.HMACKeys, tc.want)
+			if len(proj.Keys.Secrets()) != 1 || string(proj.Keys.Secrets()[0]) != tc.want[0] {
+				t.Errorf("keys %q, want %v", proj.Keys.Secrets(), tc.want)
 			}
 			if _, err := c.Get(context.Background(), 99); !errors.Is(err, ErrUnavailable) && !errors.Is(err, keys.ErrSealed) {
 				t.Errorf("a project never read, store down: err = %v", err)
@@ -225,7 +225,7 @@ func TestProjectsInvalidatedWhileReading(t *testing.T) {
 	go func() {
 		proj, _ := c.Get(context.Background(), 1)
 		var out []string
-		for _, k := range proj.HMACKeys {
+		for _, k := range proj.Keys.Secrets() {
 			out = append(out, string(k))
 		}
 		done <- out
@@ -262,7 +262,7 @@ func TestProjectsOneReadForConcurrentGets(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			proj, err := c.Get(context.Background(), 1)
-			if err == nil && (len(proj.HMACKeys) != 1 || string(proj.HMACKeys[0]) != "k") {
+			if err == nil && (len(proj.Keys.Secrets()) != 1 || string(proj.Keys.Secrets()[0]) != "k") {
 				err = errors.New("wrong keys")
 			}
 			errs <- err

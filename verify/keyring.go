@@ -47,6 +47,7 @@ type KeyRing struct {
 	prefixLens []int // distinct prefix lengths, ascending
 	unbound    group
 	bound      int
+	all        [][]byte // every secret, in the order given
 }
 
 // NewKeyRing indexes keys; the order of keys is the order in which unbound keys are tried (put the
@@ -54,6 +55,7 @@ type KeyRing struct {
 func NewKeyRing(keys []RingKey) *KeyRing {
 	r := &KeyRing{exact: map[string]*group{}, prefix: map[string]*group{}}
 	for _, k := range keys {
+		r.all = append(r.all, k.Secret)
 		if len(k.Devices) == 0 {
 			r.unbound.add(k)
 			continue
@@ -85,6 +87,15 @@ func (r *KeyRing) Len() int {
 		return 0
 	}
 	return r.bound + len(r.unbound.ids)
+}
+
+// Secrets returns every secret in the ring in the order NewKeyRing was given them (shared: do not
+// change them). For tests and diagnostics: verification goes through Verify.
+func (r *KeyRing) Secrets() [][]byte {
+	if r == nil {
+		return nil
+	}
+	return r.all
 }
 
 // Bound reports whether any key is bound to devices: only then does a sample's device_name decide
