@@ -364,6 +364,11 @@ func TestGatewayRoleMatrix(t *testing.T) {
 		if r.status != 200 || !strings.Contains(r.body, `keygate_requests_total{class="read",face="studio",outcome="forwarded"}`) || !strings.Contains(r.body, "keygate_cache_hits_total") {
 			t.Errorf("metrics missing series")
 		}
+		for _, path := range []string{"/healthz", "/readyz", "/metrics", "/nowhere"} {
+			if r := do(t, "GET", g.ops+path, "", nil); r.header.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("ops %s: X-Content-Type-Options %q", path, r.header.Get("X-Content-Type-Options"))
+			}
+		}
 	})
 }
 
