@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/verify"
 )
@@ -204,17 +205,10 @@ func TestIngestionSignatures(t *testing.T) {
 		if _, err := store.UpdateSettings(ctx, 1, func(ps *keys.ProjectSettings) error { ps.RequireSignatures = true; return nil }); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testutil.Eventually(t, 5*time.Second, func() bool {
 			r := post(a, []byte("a,b\n"), "text/csv")
-			if r.status == 401 && strings.Contains(r.body, "requires signed samples") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("setting not honoured: %d %s", r.status, r.body)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return r.status == 401 && strings.Contains(r.body, "requires signed samples")
+		}, "setting not honoured")
 		refused(t, a, sample(t, "0", verify.FormatJSON, now(), false), "application/json", 401, "requires signed samples")
 		good := sample(t, testHMAC, verify.FormatJSON, now(), false)
 		expectForwarded(t, post(a, good, "application/json"), good, "valid")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -68,34 +69,22 @@ func TestRateLimitsAcrossReplicas(t *testing.T) {
 		ps.KeyLimits = map[int64]keys.Limit{ak.ID: {Rate: 1, Period: time.Hour, Burst: 2}}
 		return nil
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		r := do(t, "POST", a.ingestion+"/api/training/data", ing, strings.NewReader("a,b\n"), "Content-Type", "text/csv")
-		if r.status == 429 && strings.Contains(r.body, "rate limit exceeded for key") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("key override not applied: %d %s", r.status, r.body)
-		}
-	}
+		return r.status == 429 && strings.Contains(r.body, "rate limit exceeded for key")
+	}, "key override not applied")
 
 	// Redis down: the local limiter takes over per replica (never unlimited, never a 5xx).
 	other, _ := mkKey(t, store, 2, keys.RoleIngestion)
 	// Use the key until replica A answers it from its cache (the key's creation announcement may
 	// land after the first lookup, which is then not cached).
-	deadline = time.Now().Add(5 * time.Second)
-	for {
+	testutil.Eventually(t, 5*time.Second, func() bool {
 		before := metricValue(t, a, "keygate_cache_hits_total")
 		if r := do(t, "POST", a.ingestion+"/api/training/data", other, strings.NewReader("x"), "Content-Type", "text/csv"); r.status != 200 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
-		if metricValue(t, a, "keygate_cache_hits_total") > before {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("key never served from the cache")
-		}
-	}
+		return metricValue(t, a, "keygate_cache_hits_total") > before
+	}, "key never served from the cache")
 	srv.Stop()
 	codes := map[int]int{}
 	for i := 0; i < 400; i++ {

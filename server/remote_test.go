@@ -21,6 +21,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -192,23 +193,11 @@ func TestRemoteManagement(t *testing.T) {
 		// Upstream ping → device (gorilla's default handler answers) → upstream.
 		upc := up.lastConn()
 		upc.WriteControl(websocket.PingMessage, []byte("server-ping"), time.Now().Add(time.Second))
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testutil.Eventually(t, 5*time.Second, func() bool {
 			up.mu.Lock()
-			n := len(up.pongs)
-			last := ""
-			if n > 0 {
-				last = up.pongs[n-1]
-			}
-			up.mu.Unlock()
-			if last == "server-ping" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("upstream ping not answered by the device through the gateway")
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			defer up.mu.Unlock()
+			return len(up.pongs) > 0 && up.pongs[len(up.pongs)-1] == "server-ping"
+		}, "upstream ping not answered by the device through the gateway")
 	})
 	t.Run("CBOR hello", func(t *testing.T) {
 		c := dialRemote(t, remoteAddr)
@@ -369,22 +358,17 @@ func TestThousandIdleSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, _, err := websocket.DefaultDialer.Dial("ws://"+addr, nil); err == nil {
+	testutil.Eventually(t, 10*time.Second, func() bool {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+addr, nil)
+		if err == nil {
 			c.Close()
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("keygate did not start")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// Warm the key into the cache and let the runtime settle before the baseline.
+		return err == nil
+	}, "keygate did not start")
+	// Warm the key into the cache before the baseline.
 	warm := dialRemote(t, addr)
 	warm.WriteMessage(websocket.TextMessage, jsonHello(key, "warm"))
 	readJSON(t, warm)
-	time.Sleep(200 * time.Millisecond)
 	before := rssKiB(t, cmd.Process.Pid)
 	const n = 1000
 	conns := make([]*websocket.Conn, 0, n)
@@ -405,7 +389,7 @@ func TestThousandIdleSessions(t *testing.T) {
 			t.Fatalf("session %d: %q %v", i, b, err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	// Every hello was answered, so every session is allocated: measure now.
 	after := rssKiB(t, cmd.Process.Pid)
 	perSession := float64(after-before) / n
 	t.Logf("1,000 idle sessions held: keygate RSS %d KiB -> %d KiB, %.1f KiB per session", before, after, perSession)
