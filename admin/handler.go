@@ -182,11 +182,7 @@ func (h *Handler) listAPIKeys(w http.ResponseWriter, r *http.Request, _ keys.Pri
 	if err != nil {
 		return err
 	}
-	views := make([]APIKeyView, 0, len(list))
-	for _, k := range list {
-		views = append(views, NewAPIKeyView(k))
-	}
-	return writeJSON(w, ListAPIKeysResponse{Success: true, APIKeys: views})
+	return writeJSON(w, NewListAPIKeysResponse(list))
 }
 
 // CreateAPIKeyRequest is the body of POST apikeys.
@@ -275,11 +271,7 @@ func (h *Handler) listHMACKeys(w http.ResponseWriter, r *http.Request, _ keys.Pr
 	if err != nil {
 		return err
 	}
-	views := make([]HMACKeyView, 0, len(list))
-	for _, k := range list {
-		views = append(views, NewHMACKeyView(k))
-	}
-	return writeJSON(w, ListHMACKeysResponse{Success: true, HMACKeys: views})
+	return writeJSON(w, NewListHMACKeysResponse(list))
 }
 
 func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {

@@ -94,3 +94,22 @@ type DevKeysResponse struct {
 
 // NoDevKeysMessage is what the platform's tools print when a project has no development keys.
 const NoDevKeysMessage = "You don't have any development keys set"
+
+// NewListAPIKeysResponse renders a project's keys as GET apikeys answers them (and `keygate keys
+// list --json` prints them).
+func NewListAPIKeysResponse(list []keys.APIKey) ListAPIKeysResponse {
+	views := make([]APIKeyView, 0, len(list))
+	for _, k := range list {
+		views = append(views, NewAPIKeyView(k))
+	}
+	return ListAPIKeysResponse{Success: true, APIKeys: views}
+}
+
+// NewListHMACKeysResponse renders a project's HMAC keys as GET hmackeys answers them.
+func NewListHMACKeysResponse(list []keys.HMACKey) ListHMACKeysResponse {
+	views := make([]HMACKeyView, 0, len(list))
+	for _, k := range list {
+		views = append(views, NewHMACKeyView(k))
+	}
+	return ListHMACKeysResponse{Success: true, HMACKeys: views}
+}

@@ -399,6 +399,22 @@ type ProjectSettings struct {
 	RequireDeviceBoundKeys bool `json:"requireDeviceBoundKeys"`
 }
 
+// SetLimit overrides the project's limit, or one key's when keyID > 0. A zero l clears the
+// override instead.
+func (ps *ProjectSettings) SetLimit(keyID int64, l Limit) {
+	switch {
+	case keyID <= 0:
+		ps.Limit = l
+	case l.IsZero():
+		delete(ps.KeyLimits, keyID)
+	default:
+		if ps.KeyLimits == nil {
+			ps.KeyLimits = map[int64]Limit{}
+		}
+		ps.KeyLimits[keyID] = l
+	}
+}
+
 // EventKind says what changed.
 type EventKind uint8
 

@@ -4,14 +4,84 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/keygate/keygate/internal/standin"
 	"github.com/keygate/keygate/keys"
 )
+
+// RunDemo is `keygate demo`: it creates the demo project's keys on first start and prints them,
+// starts the stand-ins for every face without an upstream, and runs keygate in front of them until
+// ctx ends, printing where each face listens. cfg comes from LoadDefaults (not yet validated).
+func RunDemo(ctx context.Context, cfg Config, project int64, opt Options, stdout io.Writer) error {
+	if opt.LogOutput == nil {
+		opt.LogOutput = os.Stderr
+	}
+	if cfg.RedisURL != "" {
+		fmt.Fprintln(opt.LogOutput, "keygate demo: using the Redis store from KEYGATE_REDIS_URL")
+	}
+	dk, err := EnsureDemoKeys(ctx, cfg.StoreConfig, project)
+	if err != nil {
+		return err
+	}
+	dk.print(stdout, project)
+	uploads, stop, err := StartStandIns(&cfg)
+	defer stop()
+	if err != nil {
+		return err
+	}
+	if cfg.LogFormat == "json" {
+		cfg.LogFormat = "text"
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	opt.Log = NewLogger(cfg, opt.LogOutput)
+	opt.OnReady = func(addrs map[string]string) { printDemoAddrs(stdout, addrs, uploads) }
+	s, err := New(cfg, opt)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+func (dk DemoKeys) print(w io.Writer, pid int64) {
+	if dk.Existing > 0 {
+		fmt.Fprintf(w, "Project %d already has %d API key(s); the admin key was printed when the demo first ran.\n", pid, dk.Existing)
+		if dk.Dev != "" {
+			fmt.Fprintf(w, "  development API key (Ingestion): %s\n", dk.Dev)
+		}
+		if dk.HMAC != "" {
+			fmt.Fprintf(w, "  development HMAC key:            %s\n", dk.HMAC)
+		}
+		return
+	}
+	fmt.Fprintf(w, "Created keys for project %d (shown once; the admin key is not stored readable):\n", pid)
+	fmt.Fprintf(w, "  admin API key:                      %s\n", dk.Admin)
+	fmt.Fprintf(w, "  development API key (Ingestion):    %s\n", dk.Dev)
+	fmt.Fprintf(w, "  read-only API key:                  %s\n", dk.ReadOnly)
+	fmt.Fprintf(w, "  development HMAC key:               %s\n", dk.HMAC)
+}
+
+func printDemoAddrs(w io.Writer, addrs map[string]string, uploads string) {
+	for k, v := range addrs {
+		if h, p, err := net.SplitHostPort(v); err == nil && (h == "::" || h == "0.0.0.0" || h == "") {
+			addrs[k] = "localhost:" + p
+		}
+	}
+	fmt.Fprintf(w, "\nkeygate demo is running (stop with Ctrl-C):\n")
+	fmt.Fprintf(w, "  Studio API     http://%s  (try: curl -H \"x-api-key: $KEY\" http://%s/v1/api/projects)\n", addrs["studio"], addrs["studio"])
+	fmt.Fprintf(w, "  ingestion API  http://%s  (uploads are stored under %s)\n", addrs["ingestion"], uploads)
+	fmt.Fprintf(w, "  remote mgmt    ws://%s  (devices send {\"hello\": {\"apiKey\": …}} first)\n", addrs["remote"])
+	fmt.Fprintf(w, "  Keys page      http://%s/keys  (sign in with the admin key)\n", addrs["studio"])
+	fmt.Fprintf(w, "  ops            http://%s/metrics, /healthz, /readyz\n", addrs["ops"])
+	fmt.Fprintf(w, "  The platform's CLI tools reach it with EI_HOST=localhost.\n\n")
+}
 
 // StartStandIns points every face of cfg that has no upstream at a built-in stand-in (the Studio
 // and ingestion backend, storing uploads under DataDir/uploads, and the remote-management server),

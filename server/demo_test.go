@@ -3,14 +3,18 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
 	"mime/multipart"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keygate/keygate/internal/standin"
+	"github.com/keygate/keygate/internal/testutil"
 	"github.com/keygate/keygate/keys"
 )
 
@@ -80,5 +84,36 @@ func TestDemoUploaderSequence(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(files[0]); !bytes.Contains(b, []byte(`"alg":"none"`)) {
 		t.Errorf("stored file: %q", b)
+	}
+}
+
+// TestRunDemo runs `keygate demo` in-process: it prints the keys it created and where each face
+// listens, the Studio face answers the printed admin key through the stand-in, and it stops cleanly.
+func TestRunDemo(t *testing.T) {
+	cfg, err := LoadDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.StoreConfig = StoreConfig{DataDir: t.TempDir()}
+	cfg.StudioListen, cfg.IngestionListen, cfg.RemoteListen, cfg.OpsListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.StudioUpstream, cfg.IngestionUpstream, cfg.RemoteUpstream = "", "", ""
+	out := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- RunDemo(ctx, cfg, 1, Options{LogOutput: io.Discard}, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("RunDemo: %v", err)
+		}
+	}()
+	testutil.Eventually(t, 10*time.Second, func() bool { return strings.Contains(out.String(), "keygate demo is running") }, "no banner: %s", out)
+	admin := regexp.MustCompile(`admin API key: +(ei_[0-9a-f]{64})`).FindStringSubmatch(out.String())
+	studio := regexp.MustCompile(`Studio API +http://(\S+)`).FindStringSubmatch(out.String())
+	if admin == nil || studio == nil || !strings.Contains(out.String(), "ws://127.0.0.1:") {
+		t.Fatalf("demo output:\n%s", out)
+	}
+	if r := do(t, "GET", "http://"+studio[1]+"/v1/api/projects", admin[1], nil); r.status != 200 || !strings.Contains(r.body, `"id":1`) {
+		t.Errorf("GET projects with the printed admin key: %d %s", r.status, r.body)
 	}
 }

@@ -31,3 +31,21 @@ func DetectFormat(contentType, fileName string, body []byte) Format {
 	}
 	return FormatUnknown
 }
+
+// FileFormat decides a sample file's format from its name's extension, else from its first byte
+// (a CBOR map; JSON's opening brace or whitespace). FormatUnknown when neither tells.
+func FileFormat(name string, body []byte) Format {
+	switch strings.ToLower(path.Ext(name)) {
+	case ".json":
+		return FormatJSON
+	case ".cbor":
+		return FormatCBOR
+	}
+	if f := DetectFormat("", "", body); f != FormatUnknown {
+		return f
+	}
+	if len(body) > 0 && (body[0] == '{' || body[0] == ' ' || body[0] == '\n') {
+		return FormatJSON
+	}
+	return FormatUnknown
+}

@@ -18,56 +18,97 @@ import (
 	"github.com/keygate/keygate/server"
 )
 
+// cmdFunc runs one command with its arguments (after the command's name).
+type cmdFunc = func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// sub is one subcommand of a group such as `keygate keys`.
+type sub struct {
+	name string
+	run  cmdFunc
+}
+
 // subcommands dispatches `keygate <group> <sub>`.
-func subcommands(group string, subs map[string]func(context.Context, []string, io.Writer, io.Writer) error, order []string) func(context.Context, []string, io.Writer, io.Writer) error {
+func subcommands(group string, subs ...sub) cmdFunc {
 	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-			fmt.Fprintf(stdout, "usage: keygate %s <", group)
-			for i, o := range order {
-				if i > 0 {
-					fmt.Fprint(stdout, "|")
-				}
-				fmt.Fprint(stdout, o)
+			names := make([]string, len(subs))
+			for i, s := range subs {
+				names[i] = s.name
 			}
-			fmt.Fprintln(stdout, "> [flags]")
+			fmt.Fprintf(stdout, "usage: keygate %s <%s> [flags]\n", group, strings.Join(names, "|"))
 			if len(args) == 0 {
 				return silentError{2}
 			}
 			return nil
 		}
-		f, ok := subs[args[0]]
-		if !ok {
-			return usagef("%s: unknown subcommand %q", group, args[0])
+		for _, s := range subs {
+			if s.name == args[0] {
+				return s.run(ctx, args[1:], stdout, stderr)
+			}
 		}
-		return f(ctx, args[1:], stdout, stderr)
+		return usagef("%s: unknown subcommand %q", group, args[0])
 	}
 }
 
-var runKeys = subcommands("keys", map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-	"create": keysCreate, "list": keysList, "revoke": keysRevoke,
-}, []string{"create", "list", "revoke"})
+var (
+	runKeys = subcommands("keys", sub{"create", keysCreate}, sub{"list", keysList},
+		sub{"revoke", removeCmd("keys revoke", "API key", "Revoked", keys.Store.RevokeAPIKey)})
+	runHMAC = subcommands("hmac", sub{"create", hmacCreate}, sub{"list", hmacList},
+		sub{"delete", removeCmd("hmac delete", "HMAC key", "Deleted", keys.Store.DeleteHMACKey)})
+)
 
-var runHMAC = subcommands("hmac", map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-	"create": hmacCreate, "list": hmacList, "delete": hmacDelete,
-}, []string{"create", "list", "delete"})
-
-// projectFlag registers --project and returns a getter that validates it.
-func projectFlag(fs *flag.FlagSet) func() (int64, error) {
-	p := fs.Int64("project", 0, "project id (required)")
-	return func() (int64, error) {
-		if *p <= 0 {
-			return 0, usagef("%s: --project is required and must be a positive integer", fs.Name())
-		}
-		return *p, nil
-	}
+// projectFlags is a command's flag set with its required --project.
+type projectFlags struct {
+	fs      *flag.FlagSet
+	project *int64
 }
 
-// parseProject parses a command's flags and its required --project.
-func parseProject(fs *flag.FlagSet, args []string, project func() (int64, error)) (int64, error) {
-	if err := parseFlags(fs, args); err != nil {
+func newProjectFlags(name string) projectFlags {
+	fs := newFlagSet(name)
+	return projectFlags{fs, fs.Int64("project", 0, "project id (required)")}
+}
+
+// parse parses the command's flags and returns its --project.
+func (p projectFlags) parse(args []string) (int64, error) {
+	if err := parseFlags(p.fs, args); err != nil {
 		return 0, err
 	}
-	return project()
+	if *p.project <= 0 {
+		return 0, usagef("%s: --project is required and must be a positive integer", p.fs.Name())
+	}
+	return *p.project, nil
+}
+
+// withStore opens the configured store, which must exist, for one command that reads or changes keys.
+func withStore(fn func(keys.Store) error) error { return openStore(nil, fn) }
+
+// withNewStore opens the configured store for a command that creates keys: the only commands that
+// may create the embedded store (they say so on stderr when they do).
+func withNewStore(stderr io.Writer, fn func(keys.Store) error) error { return openStore(stderr, fn) }
+
+func openStore(create io.Writer, fn func(keys.Store) error) error {
+	cfg, err := server.LoadStoreConfig()
+	if err != nil {
+		return err
+	}
+	var s keys.Store
+	if create != nil {
+		s, err = cfg.OpenOrCreate(create)
+	} else {
+		s, err = cfg.OpenExisting()
+	}
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
+// warnPlaintext warns on stderr when HMAC keys are about to be stored without KEYGATE_MASTER_KEY.
+func warnPlaintext(stderr io.Writer) {
+	if cfg, err := server.LoadStoreConfig(); err == nil && cfg.MasterKey == "" {
+		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {
@@ -77,14 +118,13 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("keys create")
-	project := projectFlag(fs)
-	name := fs.String("name", "", "name of the key (required)")
-	role := fs.String("role", "", "admin, ingestion_deployment, ingestiononly or readonly (required)")
-	dev := fs.Bool("dev", false, "make it the project's development key (moves the flag off the previous one)")
-	key := fs.String("key", "", "use this key (ei_…, at least 32 characters) instead of generating one")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pid, err := parseProject(fs, args, project)
+	p := newProjectFlags("keys create")
+	name := p.fs.String("name", "", "name of the key (required)")
+	role := p.fs.String("role", "", "admin, ingestion_deployment, ingestiononly or readonly (required)")
+	dev := p.fs.Bool("dev", false, "make it the project's development key (moves the flag off the previous one)")
+	key := p.fs.String("key", "", "use this key (ei_…, at least 32 characters) instead of generating one")
+	asJSON := p.fs.Bool("json", false, "print JSON")
+	pid, err := p.parse(args)
 	if err != nil {
 		return err
 	}
@@ -124,44 +164,12 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 }
 
-func devSuffix(dev bool) string {
-	if dev {
-		return ", development key"
-	}
-	return ""
-}
-
-func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("keys list")
-	project := projectFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/apikeys)")
-	pid, err := parseProject(fs, args, project)
-	if err != nil {
-		return err
-	}
-	return withStore(func(s keys.Store) error {
-		list, err := s.ListAPIKeys(ctx, pid)
-		if err != nil {
-			return err
-		}
-		views := make([]admin.APIKeyView, 0, len(list))
-		for _, k := range list {
-			views = append(views, admin.NewAPIKeyView(k))
-		}
-		if *asJSON {
-			return writeJSON(stdout, admin.ListAPIKeysResponse{Success: true, APIKeys: views})
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tROLE\tDEV\tKEY\tCREATED\tLAST USED")
-		for _, v := range views {
-			lu := "never"
-			if v.LastUsed != nil {
-				lu = v.LastUsed.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Role, yes(v.IsDevelopmentKey), v.APIKey, v.Created.Format(time.RFC3339), lu)
-		}
-		return tw.Flush()
-	})
+// table prints rows under a header, in aligned columns.
+func table(w io.Writer, header string, rows func(w io.Writer)) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	rows(tw)
+	return tw.Flush()
 }
 
 func yes(b bool) string {
@@ -171,40 +179,75 @@ func yes(b bool) string {
 	return ""
 }
 
-func keysRevoke(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("keys revoke")
-	project := projectFlag(fs)
-	id := fs.Int64("id", 0, "id of the key to revoke (required)")
-	pid, err := parseProject(fs, args, project)
+func devSuffix(dev bool) string {
+	if dev {
+		return ", development key"
+	}
+	return ""
+}
+
+func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
+	p := newProjectFlags("keys list")
+	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/apikeys)")
+	pid, err := p.parse(args)
 	if err != nil {
 		return err
 	}
-	if *id <= 0 {
-		return usagef("keys revoke: --id is required")
-	}
 	return withStore(func(s keys.Store) error {
-		if err := s.RevokeAPIKey(ctx, pid, *id); err != nil {
-			if errors.Is(err, keys.ErrNotFound) {
-				return fmt.Errorf("project %d has no API key with id %d", pid, *id)
-			}
+		list, err := s.ListAPIKeys(ctx, pid)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "Revoked API key %d of project %d.\n", *id, pid)
-		return nil
+		resp := admin.NewListAPIKeysResponse(list)
+		if *asJSON {
+			return writeJSON(stdout, resp)
+		}
+		return table(stdout, "ID\tNAME\tROLE\tDEV\tKEY\tCREATED\tLAST USED", func(w io.Writer) {
+			for _, v := range resp.APIKeys {
+				lu := "never"
+				if v.LastUsed != nil {
+					lu = v.LastUsed.Format(time.RFC3339)
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Role, yes(v.IsDevelopmentKey), v.APIKey, v.Created.Format(time.RFC3339), lu)
+			}
+		})
 	})
 }
 
+// removeCmd is `keys revoke` and `hmac delete`: one key of a project by --id.
+func removeCmd(name, what, done string, remove func(keys.Store, context.Context, int64, int64) error) cmdFunc {
+	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+		p := newProjectFlags(name)
+		id := p.fs.Int64("id", 0, "id of the "+what+" (required)")
+		pid, err := p.parse(args)
+		if err != nil {
+			return err
+		}
+		if *id <= 0 {
+			return usagef("%s: --id is required", name)
+		}
+		return withStore(func(s keys.Store) error {
+			if err := remove(s, ctx, pid, *id); errors.Is(err, keys.ErrNotFound) {
+				return fmt.Errorf("project %d has no %s with id %d", pid, what, *id)
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s %s %d of project %d.\n", done, what, *id, pid)
+			return nil
+		})
+	}
+}
+
 func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("hmac create")
-	project := projectFlag(fs)
-	name := fs.String("name", "", "name of the key (required; with --devices-from, the names are NAME (DEVICE))")
-	key := fs.String("key", "", "the HMAC key (default: 32 random hex characters)")
-	dev := fs.Bool("dev", false, "make it the project's development HMAC key")
+	p := newProjectFlags("hmac create")
+	name := p.fs.String("name", "", "name of the key (required; with --devices-from, the names are NAME (DEVICE))")
+	key := p.fs.String("key", "", "the HMAC key (default: 32 random hex characters)")
+	dev := p.fs.Bool("dev", false, "make it the project's development HMAC key")
 	var devices multiFlag
-	fs.Var(&devices, "device", "bind the key to this device name, or a prefix ending in '*' (repeatable)")
-	devicesFrom := fs.String("devices-from", "", "create one generated key per device named in this file (one name a line; blank lines and # comments skipped)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pid, err := parseProject(fs, args, project)
+	p.fs.Var(&devices, "device", "bind the key to this device name, or a prefix ending in '*' (repeatable)")
+	devicesFrom := p.fs.String("devices-from", "", "create one generated key per device named in this file (one name a line; blank lines and # comments skipped)")
+	asJSON := p.fs.Bool("json", false, "print JSON")
+	pid, err := p.parse(args)
 	if err != nil {
 		return err
 	}
@@ -227,13 +270,7 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := n.Validate(); err != nil {
 		return usagef("hmac create: %v", err)
 	}
-	cfg, err := server.LoadStoreConfig()
-	if err != nil {
-		return err
-	}
-	if cfg.MasterKey == "" {
-		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
-	}
+	warnPlaintext(stderr)
 	return withNewStore(stderr, func(s keys.Store) error {
 		hk, err := s.CreateHMACKey(ctx, n)
 		if err != nil {
@@ -298,13 +335,7 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 	if err != nil {
 		return err
 	}
-	cfg, err := server.LoadStoreConfig()
-	if err != nil {
-		return err
-	}
-	if cfg.MasterKey == "" {
-		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
-	}
+	warnPlaintext(stderr)
 	return withNewStore(stderr, func(s keys.Store) error {
 		made := make([]DeviceKey, 0, len(devs))
 		var cerr error
@@ -346,10 +377,9 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 }
 
 func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("hmac list")
-	project := projectFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/hmackeys)")
-	pid, err := parseProject(fs, args, project)
+	p := newProjectFlags("hmac list")
+	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/hmackeys)")
+	pid, err := p.parse(args)
 	if err != nil {
 		return err
 	}
@@ -358,54 +388,26 @@ func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if err != nil {
 			return err
 		}
-		views := make([]admin.HMACKeyView, 0, len(list))
-		for _, k := range list {
-			views = append(views, admin.NewHMACKeyView(k))
-		}
+		resp := admin.NewListHMACKeysResponse(list)
 		if *asJSON {
-			return writeJSON(stdout, admin.ListHMACKeysResponse{Success: true, HMACKeys: views})
+			return writeJSON(stdout, resp)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tDEV\tHMAC KEY\tDEVICES\tCREATED")
-		for _, v := range views {
-			devs := "any"
-			if len(v.Devices) > 0 {
-				devs = strings.Join(v.Devices, ",")
+		return table(stdout, "ID\tNAME\tDEV\tHMAC KEY\tDEVICES\tCREATED", func(w io.Writer) {
+			for _, v := range resp.HMACKeys {
+				devs := "any"
+				if len(v.Devices) > 0 {
+					devs = strings.Join(v.Devices, ",")
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, yes(v.IsDevelopmentKey), v.HMACKey, devs, v.Created.Format(time.RFC3339))
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, yes(v.IsDevelopmentKey), v.HMACKey, devs, v.Created.Format(time.RFC3339))
-		}
-		return tw.Flush()
-	})
-}
-
-func hmacDelete(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	fs := newFlagSet("hmac delete")
-	project := projectFlag(fs)
-	id := fs.Int64("id", 0, "id of the HMAC key to delete (required)")
-	pid, err := parseProject(fs, args, project)
-	if err != nil {
-		return err
-	}
-	if *id <= 0 {
-		return usagef("hmac delete: --id is required")
-	}
-	return withStore(func(s keys.Store) error {
-		if err := s.DeleteHMACKey(ctx, pid, *id); err != nil {
-			if errors.Is(err, keys.ErrNotFound) {
-				return fmt.Errorf("project %d has no HMAC key with id %d", pid, *id)
-			}
-			return err
-		}
-		fmt.Fprintf(stdout, "Deleted HMAC key %d of project %d.\n", *id, pid)
-		return nil
+		})
 	})
 }
 
 func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("devkeys")
-	project := projectFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/devkeys)")
-	pid, err := parseProject(fs, args, project)
+	p := newProjectFlags("devkeys")
+	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/devkeys)")
+	pid, err := p.parse(args)
 	if err != nil {
 		return err
 	}

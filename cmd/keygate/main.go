@@ -106,6 +106,13 @@ func exitStatus(err error, stderr io.Writer) int {
 	return 1
 }
 
+// usageError is a bad flag or configuration value: one line on stderr, exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+
 // silentError ends a command with a status after it has printed its own message.
 type silentError struct{ code int }
 

@@ -10,8 +10,7 @@ import (
 
 // runServe reads the configuration from the environment and runs keygate until SIGTERM or SIGINT.
 func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
-	fs := newFlagSet("serve")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(newFlagSet("serve"), args); err != nil {
 		return err
 	}
 	cfg, err := server.LoadConfig()
@@ -25,4 +24,19 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	return s.Run(ctx)
+}
+
+// runDemo starts the gateway on its default ports with the embedded store, in front of built-in
+// stand-in backends, and creates project 1's keys on first start.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo")
+	project := fs.Int64("project", 1, "the demo project's id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := server.LoadDefaults()
+	if err != nil {
+		return err
+	}
+	return server.RunDemo(ctx, cfg, *project, server.Options{LogOutput: stderr, Version: versionString()}, stdout)
 }
