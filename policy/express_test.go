@@ -80,7 +80,7 @@ func expressClass(route, method string) Class {
 func TestExpressReadsAsJudged(t *testing.T) {
 	prefixes := []string{"/v1/api", "/V1/api", "/v1/API", "/v1/Api", "/v1/api.json", "/v1//api", "/v1/api;x", "/v1/%61pi", "/v1/api%20", "/v1/%20api", "/v1/%41PI"}
 	ids := []string{"1", "2", "01", "+1", "-1", "1.0", "1e0", "0x1", "%31", "1%20", "%201", "1;x", "1abc", "1.", "%d9%a2", "%ef%bc%92",
-		"projects", "PROJECTS", "projects.json", "Projects%20", "organizations", "0", "", "%2b1", "1%00"}
+		"projects", "PROJECTS", "projects.json", "Projects%20", "organizations", "0", "", "%2b1", "1%00", "%231", "1_0", "%ef%bc%8b1"}
 	segs := []string{"", "apikeys", "APIKEYS", "ApiKeys", "apikeys.json", "apikeys.", "apikeys~", "apikeys%20", "apikeys;x", "%61pikeys",
 		"%41PIKEYS", "hmackeys", "HMACKEYS", "hmackeys.xml", "devkeys", "DevKeys", "devkeys/hmac", "devkeys/HMAC", "DEVKEYS/hmac", "raw-data",
 		"RAW-DATA", "raw-data.json", "raw-datax", "jobs/deploy", "jobs/DEPLOY", "JOBS/deploy", "jobs/build-ondevice-model", "jobs/Build-OnDevice-Model",

@@ -245,6 +245,11 @@ func TestMatchRefuses(t *testing.T) {
 		{FaceStudio, "GET", "/v1/api/\u0662/raw-data", ErrBadPath},  // Arabic-Indic two
 		{FaceStudio, "GET", "/v1/api/\uff12/raw-data", ErrBadPath},  // fullwidth two
 		{FaceStudio, "GET", "/v1/api/x\u00b2/raw-data", ErrBadPath}, // superscript two
+		{FaceStudio, "GET", "/v1/api/#2/raw-data", ErrBadPath},      // Spring's Long.decode
+		{FaceStudio, "GET", "/v1/api/\uff0b2/raw-data", ErrBadPath}, // fullwidth plus
+		{FaceStudio, "GET", "/v1/api/\u00a02/raw-data", ErrBadPath}, // NBSP
+		{FaceStudio, "GET", "/v1/api/\u4e8c/raw-data", ErrBadPath},  // CJK two
+		{FaceStudio, "GET", "/v1/api/organizations/raw-data", nil},
 		{FaceIngestion, "POST", "/api/Training/data", ErrNoRoute},
 		{FaceIngestion, "POST", "/API/training/data", ErrNoRoute},
 		{FaceIngestion, "POST", "/api/training/DATA", ErrNoRoute},

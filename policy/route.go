@@ -245,21 +245,19 @@ func projectID(s string) (int64, bool) {
 
 // numberish reports a segment that is not a canonical project id but that a lenient number
 // parser could read as one: JavaScript's Number() and parseInt ("02", "+2", " 2", "2.0", "2e0",
-// "0x2", "2abc"), Java's Long.parseLong (non-ASCII digits such as "٢" or "２").
+// "0x2", "2abc"), Spring's NumberUtils (Long.decode: "#2", "-#2"), Java's Long.parseLong and
+// Python's int() (non-ASCII digits such as "٢" or "２"; any non-ASCII is refused here, since a
+// normalising backend may turn "＋2" into "+2").
 func numberish(s string) bool {
 	if s == "" {
 		return false
 	}
-	t := strings.TrimLeftFunc(s, unicode.IsSpace)
-	if t != s {
+	switch c := s[0]; {
+	case c >= '0' && c <= '9', c == '+', c == '-', c == '.', c == '#', c == ' ':
 		return true
 	}
-	switch c := t[0]; {
-	case c >= '0' && c <= '9', c == '+', c == '-', c == '.':
-		return true
-	}
-	for _, r := range t {
-		if r >= 0x80 && unicode.IsNumber(r) {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
 			return true
 		}
 	}

@@ -43,7 +43,7 @@ func TestCataloguePaths(t *testing.T) {
 	// Project ids a lenient parser reads as 2 (Number(), parseInt, Long.parseLong).
 	for _, id := range []string{
 		"02", "+2", "-2", "2.0", "2e0", "0x2", "0b10", "%202", "2%20", "%2B2", "2abc", ".2e1", "0", "000",
-		"99999999999999999999", "%d9%a2", "%ef%bc%92", "2%09", "2%0a", "%c2%a02",
+		"99999999999999999999", "%d9%a2", "%ef%bc%92", "2%09", "2%0a", "%c2%a02", "%232", "-%232", "%ef%bc%8b2", "%e4%ba%8c", "2_0",
 	} {
 		add(studio("project id: admin1 "+id, "GET", "/v1/api/"+id+"/raw-data", "admin1", 400, ""))
 	}

@@ -557,6 +557,7 @@ func TestCatalogueHolds(t *testing.T) {
 		smuggle("NUL in header", "GET /v1/api/1/raw-data HTTP/1.1\nHost: k\nx-api-key: {read1}\nX-A: a\x00b\n\n"),
 		smuggle("space in target", "GET /v1/api/1 /../2/raw-data HTTP/1.1\nHost: k\nx-api-key: {read1}\n\n"),
 		smuggle("bad escape in target", "GET /v1/api/1/%zz HTTP/1.1\nHost: k\nx-api-key: {read1}\n\n"),
+		smuggle("%u escape (Jetty, IIS)", "GET /v1/api/1/%u002e%u002e/2/raw-data HTTP/1.1\nHost: k\nx-api-key: {read1}\n\n"),
 		smuggle("truncated escape in target", "GET /v1/api/1/raw-data% HTTP/1.1\nHost: k\nx-api-key: {read1}\n\n"),
 		smuggle("HTTP/0.9 style", "GET /v1/api/1/raw-data\n\n"),
 		smuggle("absolute-form other host", "GET http://evil/v1/api/1/raw-data HTTP/1.1\nHost: k\nx-api-key: {read1}\nX-A: \x01\n\n"),
