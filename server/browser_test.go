@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -306,6 +307,78 @@ func TestKeysPageInBrowser(t *testing.T) {
 	}
 	run("confirm delete", chromedp.Click("#confirm-ok", chromedp.ByQuery), chromedp.WaitNotVisible("#confirm-dialog", chromedp.ByQuery),
 		chromedp.WaitVisible("#hmackeys-empty", chromedp.ByQuery))
+
+	// Device-bound HMAC keys: bind a new key to devices, see the binding, filter by device, and
+	// require bound keys for the project.
+	addBound := func(name, devices string) {
+		t.Helper()
+		run("add bound hmac key "+name,
+			chromedp.Click("#hmac-add", chromedp.ByQuery),
+			chromedp.WaitVisible("#hmac-dialog", chromedp.ByQuery),
+			chromedp.SendKeys("#hmac-name", name, chromedp.ByQuery),
+			chromedp.Click("#hmac-generate", chromedp.ByQuery),
+			chromedp.SendKeys("#hmac-devices", devices, chromedp.ByQuery),
+			chromedp.Click("#hmac-create", chromedp.ByQuery),
+			chromedp.WaitNotVisible("#hmac-dialog", chromedp.ByQuery),
+		)
+	}
+	addBound("line three", "cam-1, line-3-*")
+	addBound("dev b", "dev-b")
+	run("add unbound hmac key",
+		chromedp.Click("#hmac-add", chromedp.ByQuery),
+		chromedp.WaitVisible("#hmac-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#hmac-name", "fleet", chromedp.ByQuery),
+		chromedp.Click("#hmac-generate", chromedp.ByQuery),
+		chromedp.Click("#hmac-create", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#hmac-dialog", chromedp.ByQuery),
+	)
+	list, err := store.ListHMACKeys(context.Background(), 1)
+	if err != nil || len(list) != 3 || !slices.Equal(list[0].Devices, []string{"cam-1", "line-3-*"}) || !slices.Equal(list[1].Devices, []string{"dev-b"}) || list[2].Bound() {
+		t.Errorf("store has %+v (%v)", list, err)
+	}
+	visible := func() []string {
+		var names []string
+		eval(`Array.from(document.querySelectorAll('#hmackeys-table tbody tr')).filter(r => !r.hidden).map(r => r.cells[0].firstChild.textContent + '|' + r.cells[2].textContent)`, &names)
+		return names
+	}
+	if got := visible(); !slices.Equal(got, []string{"line three|cam-1line-3-*", "dev b|dev-b", "fleet|Any device"}) {
+		t.Errorf("HMAC rows with devices: %q", got)
+	}
+	for _, tc := range []struct {
+		filter string
+		want   []string
+	}{
+		{"line-3-07", []string{"line three|cam-1line-3-*"}},
+		{"dev-b", []string{"dev b|dev-b"}},
+		{"cam", []string{"line three|cam-1line-3-*"}},
+		{"nobody", nil},
+	} {
+		run("filter "+tc.filter, chromedp.Evaluate(`document.getElementById('hmac-filter').value = ''`, nil), chromedp.SendKeys("#hmac-filter", tc.filter, chromedp.ByQuery))
+		if got := visible(); !slices.Equal(got, tc.want) {
+			t.Errorf("filter %q shows %q, want %q", tc.filter, got, tc.want)
+		}
+	}
+	if msg := text("#hmac-filter-none"); !strings.Contains(msg, "No HMAC key is bound") {
+		t.Errorf("empty filter result says %q", msg)
+	}
+	run("clear filter", chromedp.Evaluate(`document.getElementById('hmac-filter').value = 'x'`, nil), chromedp.SendKeys("#hmac-filter", "\b", chromedp.ByQuery))
+	if got := visible(); len(got) != 3 {
+		t.Errorf("after clearing the filter: %q", got)
+	}
+	var devShot []byte
+	run("screenshot with devices", chromedp.FullScreenshot(&devShot, 100))
+	os.WriteFile(filepath.Join(artifactDir(t), "keys-page-devices.png"), devShot, 0o644)
+	run("require bound keys", chromedp.Click("#require-bound", chromedp.ByQuery))
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		ps, err := store.Settings(context.Background(), 1)
+		return err == nil && ps.RequireDeviceBoundKeys
+	}, "the checkbox did not set requireDeviceBoundKeys")
+	var checked bool
+	run("reload", chromedp.Reload(), chromedp.WaitVisible("#app", chromedp.ByQuery))
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		eval(`document.getElementById('require-bound').checked`, &checked)
+		return checked
+	}, "the page does not show requireDeviceBoundKeys after a reload")
 
 	// Revoke the admin key created above; the gateway refuses it at once.
 	run("revoke",

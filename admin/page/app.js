@@ -134,6 +134,38 @@ function renderAPIKeys(keys) {
   }
 }
 
+// matchesDevice says whether a key's binding concerns the filter text: an entry contains it, or a
+// prefix entry ("line-3-*") matches it as a device name. Unbound keys match only an empty filter.
+function matchesDevice(devices, filter) {
+  if (!filter) return true;
+  const f = filter.toLowerCase();
+  return (devices || []).some((d) => d.toLowerCase().includes(f) || (d.endsWith('*') && filter.startsWith(d.slice(0, -1))));
+}
+
+function applyHMACFilter() {
+  const filter = $('hmac-filter').value.trim();
+  let shown = 0;
+  const rows = $('hmackeys-table').tBodies[0].rows;
+  for (const tr of rows) {
+    const ok = matchesDevice(tr.devices, filter);
+    tr.hidden = !ok;
+    if (ok) shown++;
+  }
+  $('hmac-filter-none').hidden = shown > 0 || rows.length === 0;
+}
+
+function devicesCell(devices) {
+  if (!devices || devices.length === 0) return cell('Any device', 'Devices');
+  const wrap = document.createElement('span');
+  wrap.className = 'devices';
+  for (const d of devices) {
+    const c = document.createElement('code');
+    c.textContent = d;
+    wrap.appendChild(c);
+  }
+  return cell(wrap, 'Devices');
+}
+
 function renderHMACKeys(keys) {
   const tbody = $('hmackeys-table').tBodies[0];
   tbody.replaceChildren();
@@ -141,10 +173,12 @@ function renderHMACKeys(keys) {
   for (const k of keys) {
     const tr = document.createElement('tr');
     tr.dataset.id = k.id;
+    tr.devices = k.devices || [];
     tr.appendChild(nameCell(k));
     const code = document.createElement('code');
     code.textContent = k.hmacKey;
     tr.appendChild(cell(code, 'HMAC key'));
+    tr.appendChild(devicesCell(k.devices));
     tr.appendChild(cell(fmtDate(k.created), 'Created'));
     const del = document.createElement('button');
     del.type = 'button';
@@ -157,12 +191,15 @@ function renderHMACKeys(keys) {
     tr.appendChild(cell(del));
     tbody.appendChild(tr);
   }
+  applyHMACFilter();
 }
 
 async function load() {
-  const [ak, hk] = await Promise.all([api('GET', projectPath('/apikeys')), api('GET', projectPath('/hmackeys'))]);
+  const [ak, hk, st] = await Promise.all([api('GET', projectPath('/apikeys')), api('GET', projectPath('/hmackeys')),
+    api('GET', projectPath('/keygate/settings'))]);
   renderAPIKeys(ak.apiKeys || []);
   renderHMACKeys(hk.hmacKeys || []);
+  $('require-bound').checked = !!st.requireDeviceBoundKeys;
   const hasDev = (ak.apiKeys || []).some((k) => k.isDevelopmentKey) || (hk.hmacKeys || []).some((k) => k.isDevelopmentKey);
   $('nodev').hidden = hasDev;
 }
@@ -292,17 +329,36 @@ function setup() {
     showError('hmac-form-error', null);
     const name = $('hmac-name').value.trim();
     const hmacKey = $('hmac-key').value.trim();
+    const devices = $('hmac-devices').value.split(/[,\n]/).map((d) => d.trim()).filter((d) => d);
     if (!name || !hmacKey) { showError('hmac-form-error', new Error('Name and HMAC key are required.')); return; }
     const btn = $('hmac-create');
     btn.disabled = true;
     try {
-      await api('POST', projectPath('/hmackeys'), { name, hmacKey, isDevelopmentKey: $('hmac-dev').checked });
+      const body = { name, hmacKey, isDevelopmentKey: $('hmac-dev').checked };
+      if (devices.length) body.devices = devices;
+      await api('POST', projectPath('/hmackeys'), body);
       await load().catch((e) => showError('hmackeys-error', e));
       $('hmac-dialog').close();
     } catch (e) {
       showError('hmac-form-error', e);
     } finally {
       btn.disabled = false;
+    }
+  });
+
+  $('hmac-filter').addEventListener('input', applyHMACFilter);
+  $('require-bound').addEventListener('change', async (ev) => {
+    const box = ev.target;
+    showError('settings-error', null);
+    box.disabled = true;
+    try {
+      const st = await api('POST', projectPath('/keygate/settings'), { requireDeviceBoundKeys: box.checked });
+      box.checked = !!st.requireDeviceBoundKeys;
+    } catch (e) {
+      box.checked = !box.checked;
+      showError('settings-error', e);
+    } finally {
+      box.disabled = false;
     }
   });
 
