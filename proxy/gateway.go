@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/cache"
@@ -87,8 +89,13 @@ type Options struct {
 	Transport http.RoundTripper
 	// StripAPIKey removes x-api-key before forwarding. Default false: real backends may check it.
 	StripAPIKey bool
-	// MaxBody caps request bodies in bytes (413 beyond it); 0: no cap.
+	// MaxBody caps request bodies in bytes (413 beyond it); 0: no cap. A body without a declared
+	// length is read up to the cap before anything is forwarded, so nothing reaches the upstream of a
+	// body that turns out too large.
 	MaxBody int64
+	// BodyTimeout bounds reading a request body, from keygate's first read (after the key is checked)
+	// to the last byte: 408 after it. 0: no deadline.
+	BodyTimeout time.Duration
 	// Metrics, when set, are updated per request.
 	Metrics *Metrics
 	// AccessLog, when set, gets one line per request (accesslog.Writer).
@@ -134,6 +141,7 @@ func New(opt Options) *Gateway {
 			// handle set nosniff on the answer already (nosniff is its only value): the
 			// upstream's copy would only duplicate it.
 			delete(res.Header, headerNosniff)
+			// A 5xx says the upstream did not keep the sample: the device's retry is not a replay.
 			if res.StatusCode >= 500 {
 				if st, _ := res.Request.Context().Value(stateKey{}).(*state); st != nil && st.release != nil {
 					st.release()
@@ -159,6 +167,11 @@ type state struct {
 	release   func()
 	outcome   string
 	err       error
+	// body is the client's body once keygate started reading it (nil before, or without a body).
+	body *clientBody
+	// wrote is set once the whole request, body included, was written to the upstream: from then
+	// on the upstream may have taken the sample, and its replay mark is kept whatever happens.
+	wrote atomic.Bool
 }
 
 type stateKey struct{}
@@ -169,13 +182,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := g.wpool.Get().(*statusWriter)
 	sw.reset(w)
 	st := &state{}
+	declared, raw := hasBody(r), r.Body
 	if err := g.handle(sw, r, st); err != nil {
 		var e *apierr.Error
 		if errors.As(err, &e) {
 			st.outcome = e.Outcome
 		}
 		st.err = err
+		if declared && (st.body == nil || !st.body.done.Load()) {
+			refuseUnread(w, r, raw)
+		}
 		apierr.Write(sw, err)
+	}
+	if st.body != nil {
+		st.body.detach()
 	}
 	g.finish(r, sw, st, start)
 	sw.reset(nil)
@@ -240,14 +260,9 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		}
 	}
 
-	// Body cap, before anything reads the body.
-	if g.opt.MaxBody > 0 {
-		if r.ContentLength > g.opt.MaxBody {
-			return tooLarge(g.opt.MaxBody)
-		}
-		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, g.opt.MaxBody)
-		}
+	// The body phase starts here, with the key checked: cap and deadline before the first read.
+	if err := g.startBody(unwrap(w), r, st); err != nil {
+		return err
 	}
 
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
@@ -265,13 +280,18 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		v, err := g.opt.Verifier.VerifyIngest(r, p, route)
 		st.signature = v.Signature
 		if err != nil {
+			if st.body != nil && st.body.timedOut.Load() {
+				return bodyTimeout()
+			}
 			return err
 		}
 		st.release = v.Release
 		if len(v.Files) > 1 {
 			st.files = strings.Join(v.Files, ",")
 		}
-		if v.Device != "" && g.opt.Limiter != nil && firstHeader(r.Header, "X-Device-Id") == "" {
+		// The verified device_name is limited whatever X-Device-Id says (a client rotating that
+		// header must not escape it); when the header names the same device it was counted already.
+		if v.Device != "" && g.opt.Limiter != nil && firstHeader(r.Header, "X-Device-Id") != v.Device {
 			if err := g.opt.Limiter.AllowDevice(r.Context(), p, v.Device, w.Header()); err != nil {
 				if v.Release != nil {
 					v.Release()
@@ -282,7 +302,22 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	}
 
 	// 6. forward. Every answer keygate relays says nosniff, so no browser sniffs a JSON answer
-	// that echoes caller text into HTML or script.
+	// that echoes caller text into HTML or script. A body without a declared length is read to the
+	// end (up to the cap) first, so a body over the cap sends nothing upstream.
+	if r.ContentLength < 0 && g.opt.MaxBody > 0 && r.Body != nil && r.Body != http.NoBody {
+		body, err := bufferBody(r)
+		if err != nil {
+			return bodyError(err, st)
+		}
+		replaceBody(r, body)
+	}
+	if st.release != nil {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				st.wrote.Store(true)
+			}
+		}})
+	}
 	st.outcome = "forwarded"
 	w.Header()[headerNosniff] = nosniff
 	g.rp.ServeHTTP(w, r.WithContext(ctx))
@@ -368,15 +403,16 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	var mbe *http.MaxBytesError
 	var ne interface{ Timeout() bool }
 	switch {
+	case st != nil && st.body != nil && st.body.timedOut.Load():
+		// Checked first: the failed read also cancelled the request's context.
+		e = bodyTimeout()
 	case errors.As(err, &mbe):
 		e = tooLarge(mbe.Limit)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody is left to answer.
 		if st != nil {
 			st.outcome, st.err = "client_closed", err
-			if st.release != nil {
-				st.release()
-			}
+			st.releaseIfNotSent()
 		}
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
@@ -386,11 +422,27 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	if st != nil {
 		st.outcome, st.err = e.Outcome, err
-		if st.release != nil {
-			st.release()
-		}
+		st.releaseIfNotSent()
 	}
 	apierr.Write(w, e)
+}
+
+// releaseIfNotSent forgets the request's replay marks only if the upstream certainly did not
+// receive the whole request (it failed before the last byte was written: no connection, a refused
+// dial, a body cut short). Once the upstream may have taken the sample, hanging up, a timeout or a
+// lost answer keep the marks: a replay must not be accepted because the client stopped listening.
+func (st *state) releaseIfNotSent() {
+	if st.release != nil && !st.wrote.Load() {
+		st.release()
+	}
+}
+
+// unwrap returns net/http's own ResponseWriter beneath keygate's statusWriter.
+func unwrap(w http.ResponseWriter) http.ResponseWriter {
+	if s, ok := w.(*statusWriter); ok {
+		return s.ResponseWriter
+	}
+	return w
 }
 
 func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start time.Time) {

@@ -1,11 +1,9 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"mime"
@@ -133,36 +131,19 @@ func (v *Ingest) count(result string) {
 	}
 }
 
-// readBody reads the whole (already capped) body, sized by Content-Length when known so a large
-// upload is one allocation of its own size.
-func readBody(r *http.Request) ([]byte, error) {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength < math.MaxInt32 {
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
-	}
-	_, err := buf.ReadFrom(r.Body)
-	return buf.Bytes(), err
-}
-
 // VerifyIngest implements BodyVerifier.
 func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Route) (Verdict, error) {
-	body, err := readBody(r)
+	body, err := bufferBody(r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		e := bodyError(err, nil)
+		if e.Status == http.StatusRequestEntityTooLarge {
 			v.count(SigTooLarge)
-			return Verdict{Signature: SigTooLarge}, apierr.New(http.StatusRequestEntityTooLarge, "too_large",
-				fmt.Sprintf("request body is larger than the limit of %d bytes", mbe.Limit), nil)
+			return Verdict{Signature: SigTooLarge}, e
 		}
-		return Verdict{}, apierr.New(http.StatusBadRequest, "bad_request", "could not read the request body", err)
+		return Verdict{}, e
 	}
 	// Forward exactly these bytes.
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.TransferEncoding = nil
+	replaceBody(r, body)
 
 	var files []*file
 	if route.Ingest == "files" {
