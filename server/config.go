@@ -67,6 +67,10 @@ type Config struct {
 	UpstreamTransport string `env:"KEYGATE_UPSTREAM_TRANSPORT" envDefault:"fast"`
 	// MaxBody caps request bodies (docs/protocol.md §4: 100 MB per file). Accepts 100MB, 512KiB, 2000000.
 	MaxBody ByteSize `env:"KEYGATE_MAX_BODY" envDefault:"100MB"`
+	// BodyTimeout bounds reading one request body, from keygate's first read (after the key is
+	// checked) to the last byte; 408 after it. Raise it for very large uploads over slow links
+	// (100 MB in 60 s needs about 13 Mbit/s).
+	BodyTimeout time.Duration `env:"KEYGATE_BODY_TIMEOUT" envDefault:"60s"`
 	// StripAPIKey removes x-api-key before forwarding. Keep it (false) when the backend checks keys too.
 	StripAPIKey bool `env:"KEYGATE_STRIP_API_KEY" envDefault:"false"`
 
@@ -219,6 +223,7 @@ func (c Config) Validate() error {
 		"KEYGATE_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "KEYGATE_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
 		"KEYGATE_CACHE_TTL": c.CacheTTL, "KEYGATE_NEGATIVE_CACHE_TTL": c.NegativeCacheTTL,
 		"KEYGATE_LAST_USED_INTERVAL": c.LastUsedInterval, "KEYGATE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout,
+		"KEYGATE_BODY_TIMEOUT":     c.BodyTimeout,
 		"KEYGATE_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
 	}
 	for name, d := range positive {

@@ -165,7 +165,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 		}
 		opt := proxy.Options{
 			Face: f.face, Upstream: up, Resolver: resolver, Usage: s.usage, Transport: transport,
-			StripAPIKey: cfg.StripAPIKey, MaxBody: int64(cfg.MaxBody), Metrics: metrics, AccessLog: accessLog,
+			StripAPIKey: cfg.StripAPIKey, MaxBody: int64(cfg.MaxBody), BodyTimeout: cfg.BodyTimeout, Metrics: metrics, AccessLog: accessLog,
 			Limiter: limiter,
 		}
 		if f.face == policy.FaceStudio {
