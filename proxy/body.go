@@ -161,3 +161,23 @@ func refuseUnread(w http.ResponseWriter, r *http.Request, raw io.Reader) {
 	_, _ = http.MaxBytesReader(w, io.NopCloser(strings.NewReader("x")), 0).Read(make([]byte, 1))
 	w.Header().Set("Connection", "close")
 }
+
+// sentBody is the outbound body of a request with replay marks: it notes when the upstream
+// transport has taken the last byte (read io.EOF, or the declared length). Whatever the transport
+// (net/http's or keygate's upstream package), that is the moment after which the upstream may have
+// the whole sample.
+type sentBody struct {
+	io.ReadCloser
+	st   *state
+	size int64
+	n    int64
+}
+
+func (b *sentBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n += int64(n)
+	if err == io.EOF || b.size > 0 && b.n >= b.size {
+		b.st.wrote.Store(true)
+	}
+	return n, err
+}

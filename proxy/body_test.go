@@ -421,15 +421,22 @@ func TestSlowBodiesWithoutKey(t *testing.T) {
 // replays were accepted). When the upstream certainly did not take it (nothing listening, or a 5xx)
 // the mark is released and the device's retry goes through.
 func TestReplayMarkKeptAfterUpstreamTookBody(t *testing.T) {
+	for _, kind := range []string{TransportFast, TransportStd} {
+		t.Run(kind, func(t *testing.T) { testReplayMarks(t, kind) })
+	}
+}
+
+func testReplayMarks(t *testing.T, kind string) {
 	var mode atomic.Value // "hold", "ok", "503"
 	mode.Store("ok")
-	got := make(chan struct{}, 16)
+	got, dropped := make(chan struct{}, 16), make(chan struct{}, 16)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		switch mode.Load() {
 		case "hold":
 			got <- struct{}{}
 			<-r.Context().Done() // until keygate drops the request (the client hung up)
+			dropped <- struct{}{}
 			return
 		case "503":
 			w.WriteHeader(503)
@@ -447,7 +454,7 @@ func TestReplayMarkKeptAfterUpstreamTookBody(t *testing.T) {
 	target.Store(upURL)
 
 	// A switchable transport lets the test point the gateway at a dead port.
-	base := NewTransport(TransportOptions{DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 10 * time.Second})
+	base := NewTransport(TransportOptions{Kind: kind, DialTimeout: 2 * time.Second, ResponseHeaderTimeout: 10 * time.Second})
 	fx := newCatalogueFixture(t, func(_ policy.Face, o *Options) {
 		o.Upstream = upURL
 		o.Transport = roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -494,6 +501,11 @@ func TestReplayMarkKeptAfterUpstreamTookBody(t *testing.T) {
 		}
 		cancel()
 		<-done
+		select { // keygate has given up on the upstream request: its decision about the mark is made
+		case <-dropped:
+		case <-time.After(5 * time.Second):
+			t.Fatal("keygate did not drop the upstream request after the client hung up")
+		}
 		mode.Store("ok")
 		accepted := 0
 		for range 5 {

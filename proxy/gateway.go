@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strconv"
@@ -169,8 +168,8 @@ type state struct {
 	err       error
 	// body is the client's body once keygate started reading it (nil before, or without a body).
 	body *clientBody
-	// wrote is set once the whole request, body included, was written to the upstream: from then
-	// on the upstream may have taken the sample, and its replay mark is kept whatever happens.
+	// wrote is set once the upstream transport has taken the whole body (read it to its end): from
+	// then on the upstream may have the sample, and its replay mark is kept whatever happens.
 	wrote atomic.Bool
 }
 
@@ -311,12 +310,8 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		}
 		replaceBody(r, body)
 	}
-	if st.release != nil {
-		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
-			if i.Err == nil {
-				st.wrote.Store(true)
-			}
-		}})
+	if st.release != nil && r.Body != nil && r.Body != http.NoBody {
+		r.Body = &sentBody{ReadCloser: r.Body, st: st, size: r.ContentLength}
 	}
 	st.outcome = "forwarded"
 	w.Header()[headerNosniff] = nosniff
@@ -428,8 +423,8 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 // releaseIfNotSent forgets the request's replay marks only if the upstream certainly did not
-// receive the whole request (it failed before the last byte was written: no connection, a refused
-// dial, a body cut short). Once the upstream may have taken the sample, hanging up, a timeout or a
+// receive the whole request (the transport never took the body's last byte: no connection, a
+// refused dial, a write that failed part way). Once the upstream may have taken the sample, hanging up, a timeout or a
 // lost answer keep the marks: a replay must not be accepted because the client stopped listening.
 func (st *state) releaseIfNotSent() {
 	if st.release != nil && !st.wrote.Load() {
