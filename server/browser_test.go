@@ -289,7 +289,6 @@ func TestKeysPageInBrowser(t *testing.T) {
 	if list, _ := store.ListHMACKeys(context.Background(), 1); len(list) != 1 || list[0].Secret != hmacValue {
 		t.Errorf("store has %+v", list)
 	}
-	run("screenshot", chromedp.Sleep(0))
 	var shot []byte
 	run("screenshot", chromedp.FullScreenshot(&shot, 100))
 	if len(shot) < 1000 {

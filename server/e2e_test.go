@@ -33,6 +33,7 @@ type recorded struct {
 }
 
 func newUpstream(t *testing.T) *upstreamRecorder {
+	t.Helper()
 	u := &upstreamRecorder{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

@@ -55,6 +55,7 @@ func sample(t *testing.T, key string, f verify.Format, iat *int64, spaced bool) 
 func now() *int64 { n := time.Now().Unix(); return &n }
 
 func multipartBody(t *testing.T, files ...[]byte) (string, *bytes.Buffer) {
+	t.Helper()
 	var b bytes.Buffer
 	mw := multipart.NewWriter(&b)
 	for i, f := range files {

@@ -38,6 +38,7 @@ type wsUpstream struct {
 }
 
 func newWSUpstream(t *testing.T) *wsUpstream {
+	t.Helper()
 	u := &wsUpstream{}
 	up := websocket.Upgrader{}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -325,6 +326,7 @@ func TestMain(m *testing.M) {
 }
 
 func rssKiB(t *testing.T, pid int) int {
+	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ func checkParse(t *testing.T, body []byte, f Format) {
 }
 
 func addSeeds(f *testing.F, names ...string) {
+	f.Helper()
 	for _, n := range names {
 		f.Add(vector(f, n))
 	}
