@@ -76,6 +76,7 @@ type readiness struct {
 	state    atomic.Pointer[readyState]
 	// kick asks run for a round now; run closes the channel it receives when the round is done.
 	kick chan chan struct{}
+	now  func() time.Time // the clock (time.Now; tests move it)
 }
 
 // readyState is one round of checks.
@@ -87,7 +88,7 @@ type readyState struct {
 }
 
 func newReadiness(reg prometheus.Registerer, log *slog.Logger, grace time.Duration) *readiness {
-	r := &readiness{log: log, grace: grace, kick: make(chan chan struct{}), storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
+	r := &readiness{log: log, grace: grace, kick: make(chan chan struct{}), now: time.Now, storeUp: prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "keygate_store_up", Help: "1 while the key store answers the readiness checker, 0 while it does not.",
 	})}
 	reg.MustRegister(r.storeUp)
@@ -111,7 +112,7 @@ func (r *readiness) run(ctx context.Context, deps []dependency) {
 			if ctx.Err() != nil {
 				return
 			}
-			now := time.Now()
+			now := r.now()
 			switch {
 			case err == nil && !down[i].IsZero():
 				r.log.Info(d.name+" reachable again", "dependency", d.name, "down_for", now.Sub(down[i]).Round(time.Millisecond).String())
@@ -182,7 +183,7 @@ func (r *readiness) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		writeStatus(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "waiting": st.waiting})
 	case len(st.failing) == 0:
 		writeStatus(w, http.StatusOK, map[string]any{"status": "ready"})
-	case time.Since(st.since) <= r.grace:
+	case r.now().Sub(st.since) <= r.grace:
 		writeStatus(w, http.StatusOK, map[string]any{"status": "degraded", "failing": st.failing, "since": st.since.UTC().Format(time.RFC3339)})
 	default:
 		writeStatus(w, http.StatusServiceUnavailable, map[string]any{
