@@ -314,3 +314,19 @@ func TestCatalogueTrailers(t *testing.T) {
 	}
 	runCatalogue(t, cases)
 }
+
+// TestCatalogueLogsRefusals: a refused request is logged with the path as received (so an operator
+// sees the attempt), with any key in it redacted.
+func TestCatalogueLogsRefusals(t *testing.T) {
+	fx := newCatalogueFixture(t, nil)
+	runCatalogueOn(t, fx, []catalogueCase{
+		studio("logged: semicolon", "GET", "/v1/api/1;x/raw-data/{admin1}", "read1", 400, "not in canonical form"),
+		studio("logged: upgrade", "GET", "/v1/api/1/{admin1}", "read1", 400, "protocol upgrades", "Upgrade: h2c"),
+	})
+	log := fx.log.String()
+	for _, want := range []string{`"path":"/v1/api/1;x/raw-data/ei_[redacted]","status":400,"outcome":"bad_request"`, `"path":"/v1/api/1/ei_[redacted]","status":400`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("access log lacks %s:\n%s", want, log)
+		}
+	}
+}

@@ -205,10 +205,12 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	// 1. route: the request must be in the canonical form (docs/security.md), and the path is
 	// judged exactly as it will be forwarded.
 	if err := checkHeaders(r.Header, g.face); err != nil {
+		st.path = r.URL.EscapedPath() // logged as received (keys redacted by the access log)
 		return err
 	}
 	path, err := policy.CanonicalPath(r.URL.EscapedPath())
 	if err != nil {
+		st.path = r.URL.EscapedPath()
 		return g.routeError(err, r.Method, "")
 	}
 	st.path = path
