@@ -15,11 +15,13 @@ build:
 # redis-server, Debian's chromium for the Keys page's browser test, systemd-analyze for the unit
 # check, and node with busboy (pinned by verify/testdata/busboy/package-lock.json, installed with
 # npm ci) for the multipart differential test, and with express (pinned by
-# policy/testdata/express/package-lock.json) for the routing differential test.
+# policy/testdata/express/package-lock.json) for the routing differential test; python3 (its
+# wsgiref) for the WSGI header differential test.
 deps:
 	@missing=; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \

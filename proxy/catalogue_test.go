@@ -273,7 +273,13 @@ func (fx *catalogueFixture) wire(c catalogueCase) string {
 // half-close: net/http reads a client's EOF as "gone" and cancels the request.)
 func exchange(t *testing.T, srv *httptest.Server, raw string) ([]*http.Response, [][]byte) {
 	t.Helper()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	return exchangeAddr(t, srv.Listener.Addr().String(), raw)
+}
+
+// exchangeAddr is exchange with any listener's address.
+func exchangeAddr(t *testing.T, addr, raw string) ([]*http.Response, [][]byte) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
