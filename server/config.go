@@ -119,6 +119,11 @@ type Config struct {
 
 	// Pprof serves Go's /debug/pprof/ profiles on the ops listener (off by default).
 	Pprof bool `env:"KEYGATE_PPROF" envDefault:"false"`
+	// ServiceTokenFile turns on GET /internal/projects/{projectId}/devkeys on the ops listener: the
+	// development-key hand-out to the platform's job runner for privileged deployment blocks
+	// (docs/deploy.md). The file holds the service token (at least 32 characters; a mounted
+	// Kubernetes Secret) and is re-read when it changes. Empty (the default): the path is 404.
+	ServiceTokenFile string `env:"KEYGATE_SERVICE_TOKEN_FILE"`
 
 	// AccessLog writes one line per request.
 	AccessLog bool `env:"KEYGATE_ACCESS_LOG" envDefault:"true"`

@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/keygate/keygate/admin"
 )
 
 // Checker is one dependency's readiness: nil when it can do its part now. The store, the change
@@ -201,6 +203,9 @@ func (s *Server) opsHandler() http.Handler {
 	})
 	mux.Handle("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	if s.handout != nil {
+		mux.Handle(admin.HandoutPattern, s.handout)
+	}
 	if s.cfg.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -74,6 +74,7 @@ type Server struct {
 	faces     []face
 	accessLog *logbuf.Writer // nil when the access log is off
 	ready     *readiness
+	handout   *admin.Handout // nil unless KEYGATE_SERVICE_TOKEN_FILE is set
 }
 
 // New opens the store and builds every part of a keygate from cfg (already validated by
@@ -148,6 +149,16 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 		accessLog = accesslog.New(s.accessLog, cfg.LogFormat == "text")
 	}
 	mgmt := admin.New(store, log)
+	if cfg.ServiceTokenFile != "" {
+		tok, err := admin.LoadServiceToken(cfg.ServiceTokenFile, log)
+		if err != nil {
+			return nil, configErrorf("%v", err)
+		}
+		if s.handout, err = admin.NewHandout(admin.HandoutOptions{Store: store, Token: tok, Metrics: s.reg, Log: log}); err != nil {
+			return nil, err
+		}
+		log.Info("development-key hand-out on the ops listener", "path", "/internal/projects/{projectId}/devkeys")
+	}
 	for _, f := range []struct {
 		name, listen, upstream string
 		face                   policy.Face
