@@ -109,14 +109,16 @@ func newLoad(targets []string, rate int, weights [numCats]int, pools [numCats]*p
 }
 
 var client = &http.Client{
-	Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, IdleConnTimeout: 30 * time.Second},
+	// At most 64 connections per keygate, as a load balancer's pool would keep: keygate's
+	// goroutines, file descriptors and memory then measure keygate, not the generator's concurrency.
+	Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 64, MaxConnsPerHost: 64, IdleConnTimeout: 30 * time.Second},
 	Timeout:   5 * time.Second,
 }
 
 // run offers the load until ctx ends.
 func (l *load) run(ctx context.Context) {
 	l.start = time.Now()
-	const workers = 256
+	const workers = 128
 	jobs := make(chan uint64, workers)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
