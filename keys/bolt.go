@@ -671,7 +671,8 @@ func (s *BoltStore) ListAudit(_ context.Context, projectID int64, limit int, bef
 	next := ""
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bktAudit).Cursor()
-		k, v := c.Seek(start)
+		k, _ := c.Seek(start)
+		var v []byte
 		if k == nil {
 			k, v = c.Last()
 		} else {
