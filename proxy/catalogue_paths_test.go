@@ -135,6 +135,24 @@ func TestCataloguePaths(t *testing.T) {
 	runCatalogue(t, cases)
 }
 
+// TestCatalogueQueryKeys: a second key in the query string (some backends read one there).
+func TestCatalogueQueryKeys(t *testing.T) {
+	var cases []catalogueCase
+	for _, q := range []string{
+		"x-api-key={admin1}", "X-API-KEY={admin1}", "x_api_key={admin1}", "apiKey={admin1}", "api_key={admin1}", "APIKEY=x",
+		"x%5Fapi%5Fkey={admin1}", "a=1&apikey={admin1}", "q={admin1}", "a=1;b={admin1}", "filter=%20{admin1}",
+	} {
+		cases = append(cases, studio("query key: "+q, "GET", "/v1/api/1/raw-data?"+q, "read1", 400, "not in the URL"))
+	}
+	cases = append(cases, ingestion("query key: ingestion", "POST", "/api/training/data?apiKey={admin1}", "ingest1", 400, "not in the URL"))
+	for _, q := range []string{"key=label", "monkey=1", "q=ei_short", "sort=key"} {
+		c := studio("query key: allowed "+q, "GET", "/v1/api/1/raw-data?"+q, "read1", 200, "")
+		c.forward = "/v1/api/1/raw-data"
+		cases = append(cases, c)
+	}
+	runCatalogue(t, cases)
+}
+
 // TestCatalogueUpgrades: no protocol upgrade on the Studio and ingestion faces, whatever the value
 // (a relayed 101 would make the connection a tunnel that keygate never judges again).
 func TestCatalogueUpgrades(t *testing.T) {

@@ -208,6 +208,10 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		st.path = r.URL.EscapedPath() // logged as received (keys redacted by the access log)
 		return err
 	}
+	if err := checkQuery(r.URL.RawQuery); err != nil {
+		st.path = r.URL.EscapedPath()
+		return err
+	}
 	path, err := policy.CanonicalPath(r.URL.EscapedPath())
 	if err != nil {
 		st.path = r.URL.EscapedPath()
