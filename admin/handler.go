@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/internal/redact"
@@ -27,6 +28,11 @@ type Store interface {
 	DeleteHMACKey(ctx context.Context, projectID, id int64) error
 	Settings(ctx context.Context, projectID int64) (keys.ProjectSettings, error)
 	UpdateSettings(ctx context.Context, projectID int64, update func(*keys.ProjectSettings) error) (keys.ProjectSettings, error)
+	RollAPIKey(ctx context.Context, projectID, id int64, newKey string, grace time.Duration) (keys.APIKey, error)
+	SetDevelopmentAPIKey(ctx context.Context, projectID, id int64, key string) (keys.APIKey, error)
+	RollHMACKey(ctx context.Context, projectID, id int64, newSecret string, grace time.Duration) (keys.HMACKey, error)
+	SetDevelopmentHMACKey(ctx context.Context, projectID, id int64) (keys.HMACKey, error)
+	keys.Auditor
 }
 
 // Handler serves docs/protocol.md §3's endpoints. It runs behind the gateway, which has already authenticated
@@ -36,6 +42,7 @@ type Handler struct {
 	store Store
 	mux   *http.ServeMux
 	log   *slog.Logger
+	now   func() time.Time
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -48,7 +55,7 @@ func New(s Store, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	h := &Handler{store: s, mux: http.NewServeMux(), log: log}
+	h := &Handler{store: s, mux: http.NewServeMux(), log: log, now: time.Now}
 	admin := func(r keys.Role) bool { return r == keys.RoleAdmin }
 	addData := func(r keys.Role) bool { return r.Valid() && r != keys.RoleReadOnly }
 	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(admin, h.listAPIKeys))
@@ -63,6 +70,11 @@ func New(s Store, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(addData, h.devKeys(false)))
 	h.mux.HandleFunc("GET /v1/api/{projectId}/keygate/settings", h.project(admin, h.getSettings))
 	h.mux.HandleFunc("POST /v1/api/{projectId}/keygate/settings", h.project(admin, h.updateSettings))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/{id}/roll", h.project(admin, h.rollAPIKey))
+	h.mux.HandleFunc("PUT /v1/api/{projectId}/apikeys/{id}", h.project(admin, h.setDevAPIKey))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys/{id}/roll", h.project(admin, h.rollHMACKey))
+	h.mux.HandleFunc("PUT /v1/api/{projectId}/hmackeys/{id}", h.project(admin, h.setDevHMACKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/audit", h.project(admin, h.listAudit))
 	h.mux.HandleFunc("GET /v1/api/projects/api-key-info", h.apiKeyInfo)
 	return h
 }
@@ -92,10 +104,12 @@ func (h *Handler) project(roleOK func(keys.Role) bool, fn projectHandler) http.H
 			return
 		}
 		if pid != p.ProjectID {
+			h.Denied(r, p)
 			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", fmt.Sprintf("this API key belongs to project %d, not project %d", p.ProjectID, pid), nil))
 			return
 		}
 		if !roleOK(p.Role) {
+			h.Denied(r, p)
 			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", "the "+p.Role.Label()+" role may not use this key-management endpoint", nil))
 			return
 		}
@@ -115,7 +129,8 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		// One answer whether the key is this project's or another's: "already exists" would tell
 		// a project admin which key strings other projects use.
 		e = apierr.New(http.StatusBadRequest, "bad_request", msgKeyUnusable, nil)
-	case errors.Is(err, keys.ErrInvalidKey):
+	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrWeakHMACKey), errors.Is(err, keys.ErrWrongKey),
+		errors.Is(err, keys.ErrBadCursor):
 		e = apierr.New(http.StatusBadRequest, "bad_request", err.Error(), nil)
 	case errors.Is(err, keys.ErrSealed):
 		h.log.Error("key management", "err", err)
@@ -182,7 +197,7 @@ func (h *Handler) listAPIKeys(w http.ResponseWriter, r *http.Request, _ keys.Pri
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, NewListAPIKeysResponse(list))
+	return writeJSON(w, NewListAPIKeysResponse(list, h.now()))
 }
 
 // CreateAPIKeyRequest is the body of POST apikeys.
@@ -191,15 +206,23 @@ type CreateAPIKeyRequest struct {
 	Role             string `json:"role"`
 	IsDevelopmentKey bool   `json:"isDevelopmentKey"`
 	APIKey           string `json:"apiKey,omitempty"`
+	// TTL (seconds), when set, makes the key expire that long after its creation.
+	TTL int64 `json:"ttl,omitempty"`
 }
 
-func (h *Handler) create(w http.ResponseWriter, r *http.Request, pid int64, req CreateAPIKeyRequest) error {
+// maxTTL bounds ttl and grace (100 years), so the deadline arithmetic cannot overflow.
+const maxTTL = 100 * 365 * 24 * 3600
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64, req CreateAPIKeyRequest) error {
 	if strings.TrimSpace(req.Name) == "" {
 		return badRequest("name is required")
 	}
 	role, err := keys.ParseRole(req.Role)
 	if err != nil {
 		return badRequest(err.Error())
+	}
+	if req.TTL < 0 || req.TTL > maxTTL {
+		return badRequest(fmt.Sprintf("ttl must be a number of seconds between 1 and %d (leave it out for a key that never expires)", maxTTL))
 	}
 	k := req.APIKey
 	if k == "" {
@@ -209,61 +232,62 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, pid int64, req 
 	} else if err := keys.ValidateAPIKey(k); err != nil {
 		return badRequest(err.Error())
 	}
-	ak, err := h.store.CreateAPIKey(r.Context(), keys.NewAPIKey{ProjectID: pid, Name: req.Name, Role: role, IsDevelopmentKey: req.IsDevelopmentKey, Key: k})
+	ak, err := h.store.CreateAPIKey(r.Context(), keys.NewAPIKey{ProjectID: pid, Name: req.Name, Role: role, IsDevelopmentKey: req.IsDevelopmentKey, Key: k,
+		TTL: time.Duration(req.TTL) * time.Second, CreatedBy: &keys.Actor{KeyID: p.KeyID, Name: p.Name}})
 	if err != nil {
 		return err
 	}
 	h.log.Info("api key created", "project", pid, "key_id", ak.ID, "role", role.String(), "dev", ak.IsDevelopmentKey)
+	h.audit(r, p, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
 	return writeJSON(w, CreatedResponse{Success: true, ID: ak.ID, APIKey: k})
 }
 
-func (h *Handler) createAPIKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+func (h *Handler) createAPIKey(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
 	var req CreateAPIKeyRequest
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	return h.create(w, r, pid, req)
+	return h.create(w, r, p, pid, req)
 }
 
-func (h *Handler) createIngestionKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+func (h *Handler) createIngestionKey(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
 	var req struct {
 		Name string `json:"name"`
 	}
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	return h.create(w, r, pid, CreateAPIKeyRequest{Name: req.Name, Role: keys.RoleIngestion.String()})
+	return h.create(w, r, p, pid, CreateAPIKeyRequest{Name: req.Name, Role: keys.RoleIngestion.String()})
 }
 
-func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, pid int64, onlyRole keys.Role) error {
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64, onlyRole keys.Role) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
 	}
-	if onlyRole != keys.RoleInvalid {
-		ak, err := h.store.GetAPIKey(r.Context(), pid, id)
-		if err != nil {
-			return err
-		}
-		if ak.Role != onlyRole {
-			return badRequest(fmt.Sprintf("API key %d has the %s role, not %s", id, ak.Role.Label(), onlyRole.Label()))
-		}
+	ak, err := h.store.GetAPIKey(r.Context(), pid, id)
+	if err != nil {
+		return err
+	}
+	if onlyRole != keys.RoleInvalid && ak.Role != onlyRole {
+		return badRequest(fmt.Sprintf("API key %d has the %s role, not %s", id, ak.Role.Label(), onlyRole.Label()))
 	}
 	if err := h.store.RevokeAPIKey(r.Context(), pid, id); err != nil {
 		return err
 	}
 	h.log.Info("api key revoked", "project", pid, "key_id", id)
+	h.audit(r, p, pid, keys.AuditRevoke, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: id, Name: ak.Name})
 	return writeJSON(w, struct {
 		Success bool `json:"success"`
 	}{true})
 }
 
-func (h *Handler) revokeAPIKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
-	return h.revoke(w, r, pid, keys.RoleInvalid)
+func (h *Handler) revokeAPIKey(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
+	return h.revoke(w, r, p, pid, keys.RoleInvalid)
 }
 
-func (h *Handler) revokeIngestionKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
-	return h.revoke(w, r, pid, keys.RoleIngestion)
+func (h *Handler) revokeIngestionKey(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
+	return h.revoke(w, r, p, pid, keys.RoleIngestion)
 }
 
 func (h *Handler) listHMACKeys(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
@@ -274,7 +298,7 @@ func (h *Handler) listHMACKeys(w http.ResponseWriter, r *http.Request, _ keys.Pr
 	return writeJSON(w, NewListHMACKeysResponse(list))
 }
 
-func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
 	var req struct {
 		Name             string `json:"name"`
 		HMACKey          string `json:"hmacKey"`
@@ -285,6 +309,11 @@ func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.P
 	if err := decode(r, &req); err != nil {
 		return err
 	}
+	if req.HMACKey != "" {
+		if err := keys.ValidateHMACStrength(req.HMACKey); err != nil {
+			return badRequest(err.Error())
+		}
+	}
 	n := keys.NewHMACKey{ProjectID: pid, Name: req.Name, Secret: req.HMACKey, IsDevelopmentKey: req.IsDevelopmentKey, Devices: req.Devices}
 	if err := n.Validate(); err != nil {
 		return badRequest(err.Error())
@@ -294,10 +323,11 @@ func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, _ keys.P
 		return err
 	}
 	h.log.Info("hmac key created", "project", pid, "hmac_id", hk.ID, "dev", hk.IsDevelopmentKey, "devices", len(hk.Devices))
+	h.audit(r, p, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 	return writeJSON(w, CreatedResponse{Success: true, ID: hk.ID})
 }
 
-func (h *Handler) deleteHMACKey(w http.ResponseWriter, r *http.Request, _ keys.Principal, pid int64) error {
+func (h *Handler) deleteHMACKey(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error {
 	id, err := pathID(r)
 	if err != nil {
 		return err
@@ -306,6 +336,7 @@ func (h *Handler) deleteHMACKey(w http.ResponseWriter, r *http.Request, _ keys.P
 		return err
 	}
 	h.log.Info("hmac key deleted", "project", pid, "hmac_id", id)
+	h.audit(r, p, pid, keys.AuditDelete, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: id})
 	return writeJSON(w, struct {
 		Success bool `json:"success"`
 	}{true})
@@ -392,5 +423,13 @@ func (h *Handler) updateSettings(w http.ResponseWriter, r *http.Request, p keys.
 	}
 	h.log.Info("settings changed", "project", pid, "key_id", p.KeyID,
 		"require_signatures", ps.RequireSignatures, "require_device_bound_keys", ps.RequireDeviceBoundKeys)
+	var changed []string
+	if req.RequireSignatures != nil {
+		changed = append(changed, "requireSignatures="+strconv.FormatBool(*req.RequireSignatures))
+	}
+	if req.RequireDeviceBoundKeys != nil {
+		changed = append(changed, "requireDeviceBoundKeys="+strconv.FormatBool(*req.RequireDeviceBoundKeys))
+	}
+	h.audit(r, p, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: strings.Join(changed, " ")})
 	return writeJSON(w, NewSettingsResponse(ps))
 }

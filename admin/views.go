@@ -11,28 +11,50 @@ import (
 // APIKeyView is one row of GET /v1/api/{projectId}/apikeys. APIKey is the display prefix followed by
 // "..." — except for the development key, which docs/protocol.md §2.1 has the Studio list whole.
 type APIKeyView struct {
-	ID               int64      `json:"id"`
-	APIKey           string     `json:"apiKey"`
-	Name             string     `json:"name"`
-	Role             keys.Role  `json:"role"`
-	RoleLabel        string     `json:"roleLabel"`
-	IsDevelopmentKey bool       `json:"isDevelopmentKey"`
-	Created          time.Time  `json:"created"`
-	LastUsed         *time.Time `json:"lastUsed,omitempty"`
+	ID               int64     `json:"id"`
+	APIKey           string    `json:"apiKey"`
+	Name             string    `json:"name"`
+	Role             keys.Role `json:"role"`
+	RoleLabel        string    `json:"roleLabel"`
+	IsDevelopmentKey bool      `json:"isDevelopmentKey"`
+	Created          time.Time `json:"created"`
+	// LastUsed is the last use seen by a gateway (batched, so up to KEYGATE_LAST_USED_INTERVAL old).
+	LastUsed *LastUsedView `json:"lastUsed,omitempty"`
+	// Expires is when the key stops working (ISO 8601); absent for keys that never expire.
+	Expires *time.Time `json:"expires,omitempty"`
+	// Expired is set once Expires has passed (the key is kept listed for the retention period).
+	Expired bool `json:"expired,omitempty"`
+	// RolledUntil is when the secret replaced by the last roll stops working (absent: it already has).
+	RolledUntil *time.Time `json:"rolledUntil,omitempty"`
+	// CreatedByUser is who created the key: the acting API key (keyId, name), or the CLI's OS user.
+	CreatedByUser *keys.Actor `json:"createdByUser,omitempty"`
 }
 
-// NewAPIKeyView renders a stored key for a listing.
-func NewAPIKeyView(k keys.APIKey) APIKeyView {
+// LastUsedView is a key's last use: when, and from which client address.
+type LastUsedView struct {
+	Date      time.Time `json:"date"`
+	IPAddress string    `json:"ipAddress,omitempty"`
+}
+
+// NewAPIKeyView renders a stored key for a listing at now.
+func NewAPIKeyView(k keys.APIKey, now time.Time) APIKeyView {
 	v := APIKeyView{
 		ID: k.ID, APIKey: k.Prefix + "...", Name: k.Name, Role: k.Role, RoleLabel: k.Role.Label(),
-		IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created,
+		IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created, CreatedByUser: k.CreatedBy,
 	}
 	if k.IsDevelopmentKey && k.DevSecret != "" {
 		v.APIKey = k.DevSecret
 	}
 	if !k.LastUsed.IsZero() {
-		lu := k.LastUsed
-		v.LastUsed = &lu
+		v.LastUsed = &LastUsedView{Date: k.LastUsed, IPAddress: k.LastUsedIP}
+	}
+	if !k.Expires.IsZero() {
+		exp := k.Expires
+		v.Expires, v.Expired = &exp, k.Expired(now)
+	}
+	if !k.RolledUntil.IsZero() && now.Before(k.RolledUntil) {
+		ru := k.RolledUntil
+		v.RolledUntil = &ru
 	}
 	return v
 }
@@ -46,11 +68,18 @@ type HMACKeyView struct {
 	IsDevelopmentKey bool      `json:"isDevelopmentKey"`
 	Created          time.Time `json:"created"`
 	Devices          []string  `json:"devices,omitempty"`
+	// PreviousUntil is when the secret replaced by the last roll stops verifying (absent: it has).
+	PreviousUntil *time.Time `json:"previousUntil,omitempty"`
 }
 
 // NewHMACKeyView renders a stored HMAC key.
 func NewHMACKeyView(k keys.HMACKey) HMACKeyView {
-	return HMACKeyView{ID: k.ID, HMACKey: k.Secret, Name: k.Name, IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created, Devices: k.Devices}
+	v := HMACKeyView{ID: k.ID, HMACKey: k.Secret, Name: k.Name, IsDevelopmentKey: k.IsDevelopmentKey, Created: k.Created, Devices: k.Devices}
+	if k.Previous != "" {
+		pu := k.PreviousUntil
+		v.PreviousUntil = &pu
+	}
+	return v
 }
 
 // SettingsResponse is the answer of GET and POST /v1/api/{projectId}/keygate/settings (a keygate
@@ -78,11 +107,21 @@ type ListHMACKeysResponse struct {
 	HMACKeys []HMACKeyView `json:"hmacKeys"`
 }
 
-// CreatedResponse is the answer of POST apikeys (with the whole key, shown once) and POST hmackeys.
+// CreatedResponse is the answer of POST apikeys (with the whole key, shown once) and POST hmackeys,
+// and of the rolls (with the new secret: apiKey or hmacKey).
 type CreatedResponse struct {
 	Success bool   `json:"success"`
 	ID      int64  `json:"id"`
 	APIKey  string `json:"apiKey,omitempty"`
+	HMACKey string `json:"hmacKey,omitempty"`
+}
+
+// AuditResponse is the answer of GET audit: events newest first; Next is the cursor for the next
+// page (the before parameter), null on the last page.
+type AuditResponse struct {
+	Success bool              `json:"success"`
+	Events  []keys.AuditEvent `json:"events"`
+	Next    *string           `json:"next"`
 }
 
 // DevKeysResponse is the answer of GET devkeys and devkeys/hmac.
@@ -97,10 +136,10 @@ const NoDevKeysMessage = "You don't have any development keys set"
 
 // NewListAPIKeysResponse renders a project's keys as GET apikeys answers them (and `keygate keys
 // list --json` prints them).
-func NewListAPIKeysResponse(list []keys.APIKey) ListAPIKeysResponse {
+func NewListAPIKeysResponse(list []keys.APIKey, now time.Time) ListAPIKeysResponse {
 	views := make([]APIKeyView, 0, len(list))
 	for _, k := range list {
-		views = append(views, NewAPIKeyView(k))
+		views = append(views, NewAPIKeyView(k, now))
 	}
 	return ListAPIKeysResponse{Success: true, APIKeys: views}
 }

@@ -138,7 +138,7 @@ func ValidateHMACStrength(s string) error {
 		strength = len(s) / 2
 	}
 	if strength < MinHMACKeyBytes {
-		return fmt.Errorf("%w: an HMAC key must have at least %d bytes (%d hex characters); leave it out to have a strong one generated",
+		return fmt.Errorf("%w: an HMAC key must have at least %d bytes (%d hex characters)",
 			ErrWeakHMACKey, MinHMACKeyBytes, 2*MinHMACKeyBytes)
 	}
 	return nil

@@ -57,6 +57,7 @@ func ParseDuration(s string) (time.Duration, error) {
 const (
 	AuditCreate         = "create"
 	AuditRevoke         = "revoke"
+	AuditDelete         = "delete"
 	AuditRoll           = "roll"
 	AuditSetDevelopment = "set_development_key"
 	AuditSettings       = "update_settings"

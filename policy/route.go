@@ -60,6 +60,7 @@ const (
 	EndpointAPIKeyInfo Endpoint = "api-key-info"
 	// EndpointSettings is keygate's own project settings (/v1/api/{projectId}/keygate/settings).
 	EndpointSettings Endpoint = "settings"
+	EndpointAudit    Endpoint = "audit"
 	// EndpointPage is the Keys web page (/keys): static files, no key needed to load them.
 	EndpointPage Endpoint = "page"
 )
@@ -184,7 +185,7 @@ var (
 	wordsAPI      = []string{"api"}
 	wordsProjects = []string{"projects"}
 	wordsProjTail = []string{"api-key-info"}
-	wordsProject  = []string{"apikeys", "hmackeys", "devkeys", "keygate", "raw-data", "devices", "upload", "labels", "deployment", "jobs"}
+	wordsProject  = []string{"apikeys", "hmackeys", "devkeys", "keygate", "audit", "raw-data", "devices", "upload", "labels", "deployment", "jobs"}
 	wordsKeysTail = []string{"ingestiononly", "hmac"}
 	wordsKeys     = []string{"apikeys", "hmackeys", "devkeys"}
 	wordsJobs     = []string{"build-ondevice-model", "deploy"}
@@ -292,6 +293,7 @@ func isRead(method string) bool { return method == "GET" || method == "HEAD" }
 //	/v1/api/projects                         GET: read (the key's own project)
 //	/v1/api/projects/api-key-info            GET: keygate answers (any valid key)
 //	/v1/api/{pid}/apikeys|hmackeys|devkeys… : keygate answers (admin)
+//	/v1/api/{pid}/audit                      : keygate answers (admin)
 //	/v1/api/{pid}/devkeys/hmac               GET: keygate answers (add data: clients sign with it)
 //	/v1/api/{pid}/…                          GET/HEAD: read
 //	/v1/api/{pid}/raw-data/…, devices/…,
@@ -304,7 +306,7 @@ func isRead(method string) bool { return method == "GET" || method == "HEAD" }
 // spelling of a route word at a position keygate classifies on is ErrNoRoute (docs/security.md).
 func matchStudio(method, path string) (Route, error) {
 	switch path {
-	case "/keys", "/keys/", "/keys/app.js", "/keys/style.css":
+	case "/keys", "/keys/", "/keys/app.js", "/keys/style.css", "/keys/favicon.svg":
 		if isRead(method) {
 			return Route{Face: FaceStudio, Class: ClassRead, Local: EndpointPage, Public: true}, nil
 		}
@@ -366,6 +368,9 @@ func matchStudio(method, path string) (Route, error) {
 	case "keygate":
 		// keygate's own extensions answer locally (unknown ones 404 there), never upstream.
 		r.Class, r.Local = ClassAdmin, EndpointSettings
+		return r, nil
+	case "audit":
+		r.Class, r.Local = ClassAdmin, EndpointAudit
 		return r, nil
 	case "devkeys":
 		if nearWord(sub, wordsKeysTail) {

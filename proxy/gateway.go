@@ -61,6 +61,12 @@ type Verdict struct {
 	Release func()
 }
 
+// DeniedRecorder is implemented by a Local handler that keeps a record of refused key-management
+// attempts (admin.Handler's audit trail): the gateway reports each refusal of its authorization step.
+type DeniedRecorder interface {
+	Denied(r *http.Request, p keys.Principal)
+}
+
 // AccessLogger writes one access-log line per request.
 type AccessLogger interface {
 	Log(r *accesslog.Record)
@@ -252,6 +258,9 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 
 	// 3. authorize.
 	if err := policy.Allow(p, route); err != nil {
+		if d, ok := g.opt.Local.(DeniedRecorder); ok && route.Local != policy.EndpointNone {
+			d.Denied(r, p)
+		}
 		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
 	}
 	if g.opt.Usage != nil {

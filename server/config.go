@@ -282,6 +282,31 @@ type StoreConfig struct {
 	// MasterKey (32 bytes, hex or base64) encrypts HMAC keys and the development API key at rest.
 	// Unset: they are stored in plain text and keygate warns at start.
 	MasterKey string `env:"KEYGATE_MASTER_KEY"`
+	// AuditRetention is how long audit events are kept (e.g. 90d, 720h).
+	AuditRetention Lifetime `env:"KEYGATE_AUDIT_RETENTION" envDefault:"90d"`
+	// ExpiredKeyRetention is how long an expired API key stays listed (as expired) before removal.
+	ExpiredKeyRetention Lifetime `env:"KEYGATE_EXPIRED_KEY_RETENTION" envDefault:"30d"`
+}
+
+// Lifetime is a duration that may also be written in whole days ("30d"; see keys.ParseDuration).
+type Lifetime time.Duration
+
+// UnmarshalText implements encoding.TextUnmarshaler for caarlos0/env.
+func (l *Lifetime) UnmarshalText(b []byte) error {
+	d, err := keys.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("must be positive, e.g. 30d")
+	}
+	*l = Lifetime(d)
+	return nil
+}
+
+// lifecycle is the store's retention settings.
+func (c StoreConfig) lifecycle() keys.Lifecycle {
+	return keys.Lifecycle{ExpiredRetention: time.Duration(c.ExpiredKeyRetention), AuditRetention: time.Duration(c.AuditRetention)}
 }
 
 // LoadStoreConfig reads the store settings from the environment.
@@ -324,12 +349,15 @@ func (c StoreConfig) Open() (keys.Store, error) {
 		if err != nil {
 			return nil, configErrorf("KEYGATE_REDIS_URL: %v", err)
 		}
-		return keys.NewRedisStore(rdb, sealer), nil
+		rs := keys.NewRedisStore(rdb, sealer)
+		rs.SetLifecycle(c.lifecycle())
+		return rs, nil
 	}
 	s, err := keys.OpenBolt(c.DataDir, sealer, 0)
 	if err != nil {
 		return nil, err
 	}
+	s.SetLifecycle(c.lifecycle())
 	return s, nil
 }
 

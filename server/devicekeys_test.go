@@ -185,12 +185,12 @@ func TestDeviceBindingAPI(t *testing.T) {
 		status     int
 		says       string
 	}{
-		{"bound", `{"name":"a","hmacKey":"k-a","isDevelopmentKey":false,"devices":["dev-a","line-3-*"]}`, 200, `"success":true`},
-		{"unbound (the platform's request)", `{"name":"u","hmacKey":"k-u","isDevelopmentKey":false}`, 200, `"success":true`},
-		{"star inside", `{"name":"b","hmacKey":"k-b","devices":["a*b"]}`, 400, "allowed only at the end"},
-		{"lone star", `{"name":"b","hmacKey":"k-b","devices":["*"]}`, 400, "matches every device"},
-		{"empty name", `{"name":"b","hmacKey":"k-b","devices":[""]}`, 400, "must not be empty"},
-		{"not a list", `{"name":"b","hmacKey":"k-b","devices":"dev-a"}`, 400, `field \"devices\"`},
+		{"bound", `{"name":"a","hmacKey":"k-a-long-enough-secret","isDevelopmentKey":false,"devices":["dev-a","line-3-*"]}`, 200, `"success":true`},
+		{"unbound (the platform's request)", `{"name":"u","hmacKey":"k-u-long-enough-secret","isDevelopmentKey":false}`, 200, `"success":true`},
+		{"star inside", `{"name":"b","hmacKey":"k-b-long-enough-secret","devices":["a*b"]}`, 400, "allowed only at the end"},
+		{"lone star", `{"name":"b","hmacKey":"k-b-long-enough-secret","devices":["*"]}`, 400, "matches every device"},
+		{"empty name", `{"name":"b","hmacKey":"k-b-long-enough-secret","devices":[""]}`, 400, "must not be empty"},
+		{"not a list", `{"name":"b","hmacKey":"k-b-long-enough-secret","devices":"dev-a"}`, 400, `field \"devices\"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -344,12 +344,12 @@ func TestGatewayRoleMatrix(t *testing.T) {
 				t.Errorf("POST %s: %d %s", bad.body, r.status, r.body)
 			}
 		}
-		r = do(t, "POST", g.studio+"/v1/api/1/hmackeys", admin, strings.NewReader(`{"name":"h","hmacKey":"abc","isDevelopmentKey":true}`))
+		r = do(t, "POST", g.studio+"/v1/api/1/hmackeys", admin, strings.NewReader(`{"name":"h","hmacKey":"my-fleet-secret-2026","isDevelopmentKey":true}`))
 		if r.status != 200 {
 			t.Errorf("hmac create: %d %s", r.status, r.body)
 		}
 		r = do(t, "GET", g.studio+"/v1/api/1/devkeys/hmac", admin, nil)
-		if r.status != 200 || !strings.Contains(r.body, `"hmacKey":"abc"`) {
+		if r.status != 200 || !strings.Contains(r.body, `"hmacKey":"my-fleet-secret-2026"`) {
 			t.Errorf("devkeys/hmac: %d %s", r.status, r.body)
 		}
 		r = do(t, "DELETE", g.studio+"/v1/api/1/apikeys/999999", admin, nil)

@@ -52,9 +52,11 @@ func subcommands(group string, subs ...sub) cmdFunc {
 
 var (
 	runKeys = subcommands("keys", sub{"create", keysCreate}, sub{"list", keysList},
-		sub{"revoke", removeCmd("keys revoke", "API key", "Revoked", keys.Store.RevokeAPIKey)})
+		sub{"revoke", removeCmd("keys revoke", "API key", "Revoked", keys.TargetAPIKey, keys.AuditRevoke, keys.Store.RevokeAPIKey)},
+		sub{"roll", keysRoll})
 	runHMAC = subcommands("hmac", sub{"create", hmacCreate}, sub{"list", hmacList},
-		sub{"delete", removeCmd("hmac delete", "HMAC key", "Deleted", keys.Store.DeleteHMACKey)})
+		sub{"delete", removeCmd("hmac delete", "HMAC key", "Deleted", keys.TargetHMACKey, keys.AuditDelete, keys.Store.DeleteHMACKey)},
+		sub{"roll", hmacRoll})
 )
 
 // projectFlags is a command's flag set with its required --project.
@@ -123,6 +125,7 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	role := p.fs.String("role", "", "admin, ingestion_deployment, ingestiononly or readonly (required)")
 	dev := p.fs.Bool("dev", false, "make it the project's development key (moves the flag off the previous one)")
 	key := p.fs.String("key", "", "use this key (ei_…, at least 32 characters) instead of generating one")
+	ttl := p.fs.String("ttl", "", "expire the key this long after creation, e.g. 30d, 12h (default: never)")
 	asJSON := p.fs.Bool("json", false, "print JSON")
 	pid, err := p.parse(args)
 	if err != nil {
@@ -130,6 +133,12 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *name == "" {
 		return usagef("keys create: --name is required")
+	}
+	var life time.Duration
+	if *ttl != "" {
+		if life, err = keys.ParseDuration(*ttl); err != nil || life <= 0 {
+			return usagef("keys create: --ttl: want a positive duration such as 30d or 12h, got %q", *ttl)
+		}
 	}
 	r, err := keys.ParseRole(*role)
 	if err != nil {
@@ -144,22 +153,34 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef("keys create: --key: %v", err)
 	}
 	return withNewStore(stderr, func(s keys.Store) error {
-		ak, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: k})
+		actor := cliActor()
+		ak, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: k,
+			TTL: life, CreatedBy: &actor})
 		if err != nil {
 			return err
+		}
+		cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
+		var expires *time.Time
+		if !ak.Expires.IsZero() {
+			expires = &ak.Expires
 		}
 		if *asJSON {
 			return writeJSON(stdout, struct {
 				admin.CreatedResponse
-				Name             string    `json:"name"`
-				Role             keys.Role `json:"role"`
-				ProjectID        int64     `json:"projectId"`
-				IsDevelopmentKey bool      `json:"isDevelopmentKey"`
-			}{admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k}, ak.Name, ak.Role, ak.ProjectID, ak.IsDevelopmentKey})
+				Name             string     `json:"name"`
+				Role             keys.Role  `json:"role"`
+				ProjectID        int64      `json:"projectId"`
+				IsDevelopmentKey bool       `json:"isDevelopmentKey"`
+				Expires          *time.Time `json:"expires,omitempty"`
+			}{admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k}, ak.Name, ak.Role, ak.ProjectID, ak.IsDevelopmentKey, expires})
 		}
 		fmt.Fprintf(stdout, "%s\n", k)
-		fmt.Fprintf(stderr, "Created API key %d %q (%s) for project %d%s. This is the only time the whole key is shown.\n",
-			ak.ID, ak.Name, ak.Role.Label(), pid, devSuffix(ak.IsDevelopmentKey))
+		exp := ""
+		if expires != nil {
+			exp = ", expires " + expires.Format(time.RFC3339)
+		}
+		fmt.Fprintf(stderr, "Created API key %d %q (%s) for project %d%s%s. This is the only time the whole key is shown.\n",
+			ak.ID, ak.Name, ak.Role.Label(), pid, devSuffix(ak.IsDevelopmentKey), exp)
 		return nil
 	})
 }
@@ -198,24 +219,34 @@ func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if err != nil {
 			return err
 		}
-		resp := admin.NewListAPIKeysResponse(list)
+		resp := admin.NewListAPIKeysResponse(list, time.Now())
 		if *asJSON {
 			return writeJSON(stdout, resp)
 		}
-		return table(stdout, "ID\tNAME\tROLE\tDEV\tKEY\tCREATED\tLAST USED", func(w io.Writer) {
+		return table(stdout, "ID\tNAME\tROLE\tDEV\tKEY\tCREATED\tEXPIRES\tLAST USED", func(w io.Writer) {
 			for _, v := range resp.APIKeys {
 				lu := "never"
 				if v.LastUsed != nil {
-					lu = v.LastUsed.Format(time.RFC3339)
+					lu = v.LastUsed.Date.Format(time.RFC3339)
+					if v.LastUsed.IPAddress != "" {
+						lu += " from " + v.LastUsed.IPAddress
+					}
 				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Role, yes(v.IsDevelopmentKey), v.APIKey, v.Created.Format(time.RFC3339), lu)
+				exp := "never"
+				if v.Expires != nil {
+					exp = v.Expires.Format(time.RFC3339)
+					if v.Expired {
+						exp = "expired " + exp
+					}
+				}
+				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Role, yes(v.IsDevelopmentKey), v.APIKey, v.Created.Format(time.RFC3339), exp, lu)
 			}
 		})
 	})
 }
 
 // removeCmd is `keys revoke` and `hmac delete`: one key of a project by --id.
-func removeCmd(name, what, done string, remove func(keys.Store, context.Context, int64, int64) error) cmdFunc {
+func removeCmd(name, what, done, kind, action string, remove func(keys.Store, context.Context, int64, int64) error) cmdFunc {
 	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		p := newProjectFlags(name)
 		id := p.fs.Int64("id", 0, "id of the "+what+" (required)")
@@ -232,6 +263,7 @@ func removeCmd(name, what, done string, remove func(keys.Store, context.Context,
 			} else if err != nil {
 				return err
 			}
+			cliAudit(ctx, s, pid, action, keys.AuditTarget{Kind: kind, ID: *id})
 			fmt.Fprintf(stdout, "%s %s %d of project %d.\n", done, what, *id, pid)
 			return nil
 		})
@@ -241,7 +273,7 @@ func removeCmd(name, what, done string, remove func(keys.Store, context.Context,
 func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p := newProjectFlags("hmac create")
 	name := p.fs.String("name", "", "name of the key (required; with --devices-from, the names are NAME (DEVICE))")
-	key := p.fs.String("key", "", "the HMAC key (default: 32 random hex characters)")
+	key := p.fs.String("key", "", "the HMAC key, at least 16 bytes (default: 32 random bytes as 64 hex characters)")
 	dev := p.fs.Bool("dev", false, "make it the project's development HMAC key")
 	var devices multiFlag
 	p.fs.Var(&devices, "device", "bind the key to this device name, or a prefix ending in '*' (repeatable)")
@@ -265,6 +297,8 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if secret, err = keys.GenerateHMACKey(); err != nil {
 			return err
 		}
+	} else if err := keys.ValidateHMACStrength(secret); err != nil {
+		return usagef("hmac create: --key: %v", err)
 	}
 	n := keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev, Devices: devices}
 	if err := n.Validate(); err != nil {
@@ -276,6 +310,7 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
+		cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 		if *asJSON {
 			return writeJSON(stdout, struct {
 				Success bool `json:"success"`
@@ -350,6 +385,7 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 				cerr = fmt.Errorf("create the key of device %q: %w", d, err)
 				break
 			}
+			cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 			made = append(made, DeviceKey{Device: d, ID: hk.ID, HMACKey: hk.Secret})
 		}
 		if asJSON {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
@@ -87,6 +88,7 @@ func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error 
 		if err != nil {
 			return err
 		}
+		cliAudit(ctx, s, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: settingsChange(sig, bound)})
 		return printSettings(stdout, pid, ps, false)
 	})
 }
@@ -136,6 +138,27 @@ func setLimit(ctx context.Context, stdout io.Writer, pid, keyID int64, l keys.Li
 		if err != nil {
 			return err
 		}
+		cliAudit(ctx, s, pid, keys.AuditLimit, limitTarget(keyID))
 		return printSettings(stdout, pid, ps, false)
 	})
+}
+
+// settingsChange names what a settings change set, for the audit trail.
+func settingsChange(sig, bound *bool) string {
+	var parts []string
+	if sig != nil {
+		parts = append(parts, "requireSignatures="+strconv.FormatBool(*sig))
+	}
+	if bound != nil {
+		parts = append(parts, "requireDeviceBoundKeys="+strconv.FormatBool(*bound))
+	}
+	return strings.Join(parts, " ")
+}
+
+// limitTarget is what a limit change acts on: a key's override, or the project's settings.
+func limitTarget(keyID int64) keys.AuditTarget {
+	if keyID > 0 {
+		return keys.AuditTarget{Kind: keys.TargetAPIKey, ID: keyID}
+	}
+	return keys.AuditTarget{Kind: keys.TargetSettings, Name: "limit"}
 }

@@ -39,8 +39,9 @@ func commands() []command {
 	return []command{
 		{"serve", "run the gateway (configured from KEYGATE_* environment variables)", runServe},
 		{"demo", "run the gateway with the embedded store and a built-in stand-in backend", runDemo},
-		{"keys", "manage API keys: create, list, revoke", runKeys},
-		{"hmac", "manage HMAC keys: create, list, delete", runHMAC},
+		{"keys", "manage API keys: create, list, revoke, roll", runKeys},
+		{"hmac", "manage HMAC keys: create, list, delete, roll", runHMAC},
+		{"audit", "show a project's audit trail (who created, rolled, revoked keys)", runAudit},
 		{"devkeys", "show a project's development keys", runDevKeys},
 		{"settings", "show or change a project's settings", runSettings},
 		{"limits", "set, show or clear a project's or a key's rate limit", runLimits},
