@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/internal/standin"
@@ -30,7 +33,7 @@ func RunDemo(ctx context.Context, cfg Config, project int64, opt Options, stdout
 		return err
 	}
 	dk.print(stdout, project)
-	uploads, stop, err := StartStandIns(&cfg)
+	uploads, runner, stop, err := StartStandIns(&cfg)
 	defer stop()
 	if err != nil {
 		return err
@@ -42,7 +45,10 @@ func RunDemo(ctx context.Context, cfg Config, project int64, opt Options, stdout
 		return err
 	}
 	opt.Log = NewLogger(cfg, opt.LogOutput)
-	opt.OnReady = func(addrs map[string]string) { printDemoAddrs(stdout, addrs, uploads) }
+	opt.OnReady = func(addrs map[string]string) {
+		printDemoAddrs(stdout, addrs, uploads)
+		runner.SetAddrs("http://"+addrs["ops"], "http://"+addrs["studio"])
+	}
 	s, err := New(cfg, opt)
 	if err != nil {
 		return err
@@ -80,13 +86,17 @@ func printDemoAddrs(w io.Writer, addrs map[string]string, uploads string) {
 	fmt.Fprintf(w, "  remote mgmt    ws://%s  (devices send {\"hello\": {\"apiKey\": …}} first)\n", addrs["remote"])
 	fmt.Fprintf(w, "  Keys page      http://%s/keys  (sign in with the admin key)\n", addrs["studio"])
 	fmt.Fprintf(w, "  ops            http://%s/metrics, /healthz, /readyz\n", addrs["ops"])
+	fmt.Fprintf(w, "  privileged block  curl -X POST -H \"x-api-key: $ADMIN_KEY\" http://%s/v1/api/<project>/jobs/privileged-block\n", addrs["studio"])
 	fmt.Fprintf(w, "  The platform's CLI tools reach it with EI_HOST=localhost.\n\n")
 }
 
 // StartStandIns points every face of cfg that has no upstream at a built-in stand-in (the Studio
 // and ingestion backend, storing uploads under DataDir/uploads, and the remote-management server),
-// so `keygate demo` serves all three faces with no real backend. stop closes the stand-ins.
-func StartStandIns(cfg *Config) (uploads string, stop func(), err error) {
+// so `keygate demo` serves all three faces with no real backend. The Studio stand-in runs the
+// privileged-deployment-block job with runner, which fetches development keys from the ops
+// listener: without KEYGATE_SERVICE_TOKEN_FILE, a token is generated into DataDir/service-token.
+// Call runner.SetAddrs once keygate listens. stop closes the stand-ins.
+func StartStandIns(cfg *Config) (uploads string, runner *standin.Privileged, stop func(), err error) {
 	var servers []*http.Server
 	stop = func() {
 		for _, s := range servers {
@@ -103,10 +113,15 @@ func StartStandIns(cfg *Config) (uploads string, stop func(), err error) {
 		go func() { _ = srv.Serve(ln) }()
 		return ln.Addr().String(), nil
 	}
-	uploads = filepath.Join(cfg.DataDir, "uploads")
-	addr, err := serve("backend", &standin.Backend{Dir: uploads})
+	token, err := demoServiceToken(cfg)
 	if err != nil {
-		return "", stop, err
+		return "", nil, stop, err
+	}
+	runner = &standin.Privileged{Token: token}
+	uploads = filepath.Join(cfg.DataDir, "uploads")
+	addr, err := serve("backend", &standin.Backend{Dir: uploads, Privileged: runner})
+	if err != nil {
+		return "", nil, stop, err
 	}
 	if cfg.StudioUpstream == "" {
 		cfg.StudioUpstream = "http://" + addr
@@ -117,11 +132,37 @@ func StartStandIns(cfg *Config) (uploads string, stop func(), err error) {
 	if cfg.RemoteUpstream == "" {
 		addr, err := serve("remote management", standin.Remote{})
 		if err != nil {
-			return "", stop, err
+			return "", nil, stop, err
 		}
 		cfg.RemoteUpstream = "ws://" + addr
 	}
-	return uploads, stop, nil
+	return uploads, runner, stop, nil
+}
+
+// demoServiceToken returns the service token the demo's runner uses: the configured file's, or a
+// new one written to DataDir/service-token (readable by the owner only) and configured.
+func demoServiceToken(cfg *Config) (string, error) {
+	if cfg.ServiceTokenFile != "" {
+		b, err := os.ReadFile(cfg.ServiceTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("KEYGATE_SERVICE_TOKEN_FILE: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	token := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", fmt.Errorf("demo service token: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "service-token")
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("demo service token: %w", err)
+	}
+	cfg.ServiceTokenFile = path
+	return token, nil
 }
 
 // DemoKeys are the keys `keygate demo` creates for its project on first start. Admin and ReadOnly

@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http/httptest"
@@ -115,5 +117,41 @@ func TestRunDemo(t *testing.T) {
 	}
 	if r := do(t, "GET", "http://"+studio[1]+"/v1/api/projects", admin[1], nil); r.status != 200 || !strings.Contains(r.body, `"id":1`) {
 		t.Errorf("GET projects with the printed admin key: %d %s", r.status, r.body)
+	}
+
+	// The privileged deployment block: the stand-in runner fetches the development key from the ops
+	// listener with the service token and calls the Studio API back through keygate with it.
+	dev := regexp.MustCompile(`development API key \(Ingestion\): +(ei_[0-9a-f]{64})`).FindStringSubmatch(out.String())
+	if dev == nil {
+		t.Fatalf("no development key in the demo output:\n%s", out)
+	}
+	job := func() resp {
+		return do(t, "POST", "http://"+studio[1]+"/v1/api/1/jobs/privileged-block", admin[1], nil)
+	}
+	var ran struct {
+		Success bool `json:"success"`
+		Block   struct {
+			RanAs struct {
+				APIKeyID  int64  `json:"apiKeyId"`
+				ProjectID int64  `json:"projectId"`
+				Role      string `json:"role"`
+			} `json:"ranAs"`
+		} `json:"block"`
+	}
+	r := job()
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &ran) != nil || !ran.Success || ran.Block.RanAs.ProjectID != 1 || ran.Block.RanAs.Role != "ingestiononly" || strings.Contains(r.body, "ei_") {
+		t.Fatalf("privileged block: %d %s", r.status, r.body)
+	}
+	if info := do(t, "GET", "http://"+studio[1]+"/v1/api/projects/api-key-info", dev[1], nil); !strings.Contains(info.body, fmt.Sprintf(`"apiKeyId":%d`, ran.Block.RanAs.APIKeyID)) {
+		t.Errorf("the block ran as key %d, not the development key (%s)", ran.Block.RanAs.APIKeyID, info.body)
+	}
+	if r := do(t, "DELETE", "http://"+studio[1]+fmt.Sprintf("/v1/api/1/apikeys/%d", ran.Block.RanAs.APIKeyID), admin[1], nil); r.status != 200 {
+		t.Fatalf("revoke the development key: %d %s", r.status, r.body)
+	}
+	if r := job(); r.status != 409 || !strings.Contains(r.body, "no development API key") {
+		t.Errorf("privileged block after the development key was revoked: %d %s", r.status, r.body)
+	}
+	if r := job(); r.status != 409 {
+		t.Errorf("once more: %d", r.status)
 	}
 }

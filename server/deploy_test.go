@@ -326,3 +326,114 @@ func TestDockerfile(t *testing.T) {
 		t.Error("the build does not stamp the version (keygate version)")
 	}
 }
+
+// TestDeployServiceTokenComponent: both layouts carry the optional service-token component,
+// commented out (off unless the operator creates the Secret and turns it on); turned on, it gives
+// the keygate container KEYGATE_SERVICE_TOKEN_FILE pointing into a read-only mount of the Secret.
+func TestDeployServiceTokenComponent(t *testing.T) {
+	// Copy deploy/ into memory so the comment can be lifted without touching the files.
+	mem := filesys.MakeFsInMemory()
+	root := filepath.Join("..", "deploy")
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		return mem.WriteFile(filepath.Join("/deploy", rel), b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"base", "overlays/ingestion-public"} {
+		t.Run(dir, func(t *testing.T) {
+			kpath := filepath.Join("/deploy", dir, "kustomization.yaml")
+			b, err := mem.ReadFile(kpath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(b)
+			if !strings.Contains(text, "# components:\n#   - ") || !strings.Contains(text, "components/service-token") || !strings.Contains(strings.ToLower(text), "optional") {
+				t.Fatalf("%s lacks the commented, optional service-token component:\n%s", dir, text)
+			}
+			on := strings.Replace(strings.Replace(text, "# components:\n", "components:\n", 1), "#   - ", "  - ", 1)
+			for name, content := range map[string]string{"off": text, "on": on} {
+				if err := mem.WriteFile(kpath, []byte(content)); err != nil {
+					t.Fatal(err)
+				}
+				m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(mem, filepath.Join("/deploy", dir))
+				if err != nil {
+					t.Fatalf("%s: kustomize build: %v", name, err)
+				}
+				found := false
+				for _, res := range m.Resources() {
+					if res.GetKind() != "Deployment" {
+						continue
+					}
+					y, err := res.AsYAML()
+					if err != nil {
+						t.Fatal(err)
+					}
+					var d appsv1.Deployment
+					decodeStrict(t, y, &d)
+					for _, c := range d.Spec.Template.Spec.Containers {
+						if c.Name != "keygate" {
+							continue
+						}
+						file := ""
+						for _, e := range c.Env {
+							if e.Name == "KEYGATE_SERVICE_TOKEN_FILE" {
+								file = e.Value
+							}
+						}
+						if name == "off" {
+							if file != "" {
+								t.Error("the hand-out is on without the operator turning it on")
+							}
+							continue
+						}
+						found = true
+						checkTokenMount(t, d.Spec.Template.Spec, c, file)
+					}
+				}
+				if name == "on" && !found {
+					t.Error("no keygate container got the service token")
+				}
+			}
+		})
+	}
+}
+
+func checkTokenMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, file string) {
+	t.Helper()
+	if !strings.HasPrefix(file, "/") {
+		t.Fatalf("KEYGATE_SERVICE_TOKEN_FILE = %q", file)
+	}
+	dir, base := filepath.Split(file)
+	for _, vm := range c.VolumeMounts {
+		if filepath.Clean(vm.MountPath) != filepath.Clean(dir) {
+			continue
+		}
+		if !vm.ReadOnly || vm.SubPath != "" {
+			t.Errorf("the token mount must be read-only and not a subPath (subPath mounts never see a rotation): %+v", vm)
+		}
+		for _, v := range pod.Volumes {
+			if v.Name != vm.Name {
+				continue
+			}
+			if v.Secret == nil || v.Secret.SecretName != "keygate-service-token" {
+				t.Fatalf("volume %s is not the Secret keygate-service-token", v.Name)
+			}
+			for _, it := range v.Secret.Items {
+				if it.Key == "token" && it.Path == base {
+					return
+				}
+			}
+			t.Fatalf("the Secret's key token is not mounted as %s: %+v", base, v.Secret.Items)
+		}
+	}
+	t.Fatalf("no volume mounted at %s", dir)
+}

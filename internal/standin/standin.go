@@ -24,6 +24,8 @@ type Backend struct {
 	Dir string
 	// MaxFiles bounds the parts of one multipart upload (docs/protocol.md §4: 1000).
 	MaxFiles int
+	// Privileged runs the "privileged deployment block" job (nil: the job is not offered).
+	Privileged *Privileged
 }
 
 var _ http.Handler = (*Backend)(nil)
@@ -54,6 +56,9 @@ func (b *Backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"success": true, "projects": []any{project}})
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[0] == "v1" && parts[1] == "api":
 		writeJSON(w, 200, map[string]any{"success": true, "project": project, "csvImportConfig": nil})
+	case b.Privileged != nil && r.Method == http.MethodPost && len(parts) == 5 && parts[0] == "v1" && parts[1] == "api" &&
+		parts[2] == pid && parts[3] == "jobs" && parts[4] == "privileged-block":
+		b.Privileged.run(w, r, pid)
 	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "api" && parts[2] == "files":
 		b.files(w, r, pid, parts[1])
 	case r.Method == http.MethodPost && len(parts) == 3 && parts[0] == "api" && parts[2] == "data":
