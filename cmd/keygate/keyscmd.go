@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keygate/keygate/admin"
@@ -185,21 +184,6 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 }
 
-// table prints rows under a header, in aligned columns.
-func table(w io.Writer, header string, rows func(w io.Writer)) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, header)
-	rows(tw)
-	return tw.Flush()
-}
-
-func yes(b bool) string {
-	if b {
-		return "yes"
-	}
-	return ""
-}
-
 func devSuffix(dev bool) string {
 	if dev {
 		return ", development key"
@@ -223,25 +207,7 @@ func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if *asJSON {
 			return writeJSON(stdout, resp)
 		}
-		return table(stdout, "ID\tNAME\tROLE\tDEV\tKEY\tCREATED\tEXPIRES\tLAST USED", func(w io.Writer) {
-			for _, v := range resp.APIKeys {
-				lu := "never"
-				if v.LastUsed != nil {
-					lu = v.LastUsed.Date.Format(time.RFC3339)
-					if v.LastUsed.IPAddress != "" {
-						lu += " from " + v.LastUsed.IPAddress
-					}
-				}
-				exp := "never"
-				if v.Expires != nil {
-					exp = v.Expires.Format(time.RFC3339)
-					if v.Expired {
-						exp = "expired " + exp
-					}
-				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, v.Role, yes(v.IsDevelopmentKey), v.APIKey, v.Created.Format(time.RFC3339), exp, lu)
-			}
-		})
+		return admin.WriteAPIKeys(stdout, resp.APIKeys)
 	})
 }
 
@@ -327,82 +293,32 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 }
 
-// DeviceKey is one line of `hmac create --devices-from --json`: a device and the key made for it.
-type DeviceKey struct {
-	Device  string `json:"device"`
-	ID      int64  `json:"id"`
-	HMACKey string `json:"hmacKey"`
-}
-
-// readDeviceList reads one device name (or prefix ending in '*') a line, checking them all before
-// anything is created.
-func readDeviceList(path string) ([]string, error) {
+// hmacCreateBulk creates one generated key per device named in the file at path and prints each
+// pair once (keys.CreateDeviceKeys: if the store fails midway, the keys already made still print).
+func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bool, stdout, stderr io.Writer) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("hmac create: --devices-from: %w", err)
+		return fmt.Errorf("hmac create: --devices-from: %w", err)
 	}
-	var out []string
-	seen := map[string]int{}
-	for i, line := range strings.Split(string(b), "\n") {
-		d := strings.TrimSpace(line)
-		if d == "" || strings.HasPrefix(d, "#") {
-			continue
-		}
-		if err := keys.ValidateDevicePattern(d); err != nil {
-			return nil, usagef("hmac create: %s line %d: %v", path, i+1, err)
-		}
-		if first, dup := seen[d]; dup {
-			return nil, usagef("hmac create: %s line %d: device %q is already on line %d", path, i+1, d, first)
-		}
-		seen[d] = i + 1
-		out = append(out, d)
-	}
-	if len(out) == 0 {
-		return nil, usagef("hmac create: %s names no devices", path)
-	}
-	return out, nil
-}
-
-// hmacCreateBulk creates one generated key per device and prints each pair once. If the store
-// fails midway, the keys already created are still printed, so none is lost.
-func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bool, stdout, stderr io.Writer) error {
-	devs, err := readDeviceList(path)
+	devs, err := keys.ParseDeviceList(string(b))
 	if err != nil {
-		return err
+		return usagef("hmac create: %s %v", path, err)
 	}
 	warnPlaintext(stderr)
 	return withNewStore(stderr, func(s keys.Store) error {
-		made := make([]DeviceKey, 0, len(devs))
-		var cerr error
-		for _, d := range devs {
-			secret, err := keys.GenerateHMACKey()
-			if err != nil {
-				cerr = err
-				break
-			}
-			hk, err := s.CreateHMACKey(ctx, keys.NewHMACKey{ProjectID: pid, Name: name + " (" + d + ")", Secret: secret, Devices: []string{d}})
-			if err != nil {
-				cerr = fmt.Errorf("create the key of device %q: %w", d, err)
-				break
-			}
-			cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
-			made = append(made, DeviceKey{Device: d, ID: hk.ID, HMACKey: hk.Secret})
+		made, cerr := keys.CreateDeviceKeys(ctx, s, pid, name, devs)
+		for _, k := range made {
+			cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: k.ID, Name: name + " (" + k.Device + ")"})
 		}
 		if asJSON {
 			if err := writeJSON(stdout, struct {
-				Success bool        `json:"success"`
-				Keys    []DeviceKey `json:"keys"`
+				Success bool             `json:"success"`
+				Keys    []keys.DeviceKey `json:"keys"`
 			}{cerr == nil, made}); err != nil {
 				return err
 			}
-		} else {
-			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-			for _, k := range made {
-				fmt.Fprintf(tw, "%s\t%s\n", k.Device, k.HMACKey)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
+		} else if err := admin.WriteDeviceKeys(stdout, made); err != nil {
+			return err
 		}
 		if cerr != nil {
 			return fmt.Errorf("created %d of %d device keys: %w", len(made), len(devs), cerr)
@@ -428,15 +344,7 @@ func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		if *asJSON {
 			return writeJSON(stdout, resp)
 		}
-		return table(stdout, "ID\tNAME\tDEV\tHMAC KEY\tDEVICES\tCREATED", func(w io.Writer) {
-			for _, v := range resp.HMACKeys {
-				devs := "any"
-				if len(v.Devices) > 0 {
-					devs = strings.Join(v.Devices, ",")
-				}
-				fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Name, yes(v.IsDevelopmentKey), v.HMACKey, devs, v.Created.Format(time.RFC3339))
-			}
-		})
+		return admin.WriteHMACKeys(stdout, resp.HMACKeys)
 	})
 }
 

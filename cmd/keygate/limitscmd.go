@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 
+	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
 )
@@ -36,59 +38,51 @@ func printSettings(w io.Writer, pid int64, ps keys.ProjectSettings, asJSON bool)
 	if asJSON {
 		return writeJSON(w, ps)
 	}
-	fmt.Fprintf(w, "project %d\n  require signatures: %v\n  require device-bound keys: %v\n", pid, ps.RequireSignatures, ps.RequireDeviceBoundKeys)
-	if !ps.Limit.IsZero() {
-		fmt.Fprintf(w, "  rate limit (project): %s\n", limit.Format(ps.Limit))
+	return admin.WriteSettings(w, pid, ps)
+}
+
+// optBool is a true/false flag that may be left out (nil).
+type optBool struct{ v *bool }
+
+func (o *optBool) String() string { return "" }
+func (o *optBool) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("want true or false")
 	}
-	for id, l := range ps.KeyLimits {
-		fmt.Fprintf(w, "  rate limit (key %d): %s\n", id, limit.Format(l))
-	}
+	o.v = &b
 	return nil
+}
+
+// apply sets *to when the flag was given.
+func (o optBool) apply(to *bool) {
+	if o.v != nil {
+		*to = *o.v
+	}
 }
 
 func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	p := newProjectFlags("settings set")
-	reqSig := p.fs.String("require-signatures", "", "true: refuse unsigned ingestion files for this project; false: allow them")
-	reqBound := p.fs.String("require-device-bound-keys", "", "true: refuse samples signed with an HMAC key bound to no device; false: accept them")
+	var sig, bound optBool
+	p.fs.Var(&sig, "require-signatures", "true: refuse unsigned ingestion files for this project; false: allow them")
+	p.fs.Var(&bound, "require-device-bound-keys", "true: refuse samples signed with an HMAC key bound to no device; false: accept them")
 	pid, err := p.parse(args)
 	if err != nil {
 		return err
 	}
-	if *reqSig == "" && *reqBound == "" {
+	if sig.v == nil && bound.v == nil {
 		return usagef("settings set: nothing to set (try --require-signatures=true or --require-device-bound-keys=true)")
-	}
-	parse := func(flag, v string) (*bool, error) {
-		if v == "" {
-			return nil, nil
-		}
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return nil, usagef("settings set: --%s: want true or false", flag)
-		}
-		return &b, nil
-	}
-	sig, err := parse("require-signatures", *reqSig)
-	if err != nil {
-		return err
-	}
-	bound, err := parse("require-device-bound-keys", *reqBound)
-	if err != nil {
-		return err
 	}
 	return withStore(func(s keys.Store) error {
 		ps, err := s.UpdateSettings(ctx, pid, func(ps *keys.ProjectSettings) error {
-			if sig != nil {
-				ps.RequireSignatures = *sig
-			}
-			if bound != nil {
-				ps.RequireDeviceBoundKeys = *bound
-			}
+			sig.apply(&ps.RequireSignatures)
+			bound.apply(&ps.RequireDeviceBoundKeys)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		cliAudit(ctx, s, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: settingsChange(sig, bound)})
+		cliAudit(ctx, s, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: settingsChange(sig.v, bound.v)})
 		return printSettings(stdout, pid, ps, false)
 	})
 }
