@@ -71,6 +71,16 @@ func WriteSettings(w io.Writer, pid int64, ps keys.ProjectSettings) error {
 	return nil
 }
 
+// WriteDevKeys writes a project's development keys (nil: not set), one a line.
+func WriteDevKeys(w io.Writer, api *keys.APIKey, hk *keys.HMACKey) {
+	if api != nil {
+		fmt.Fprintf(w, "API key:  %s  (id %d, %q, %s)\n", api.DevSecret, api.ID, api.Name, api.Role.Label())
+	}
+	if hk != nil {
+		fmt.Fprintf(w, "HMAC key: %s  (id %d, %q)\n", hk.Secret, hk.ID, hk.Name)
+	}
+}
+
 func table(w io.Writer, header string, rows func(w io.Writer)) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, header)

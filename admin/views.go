@@ -152,3 +152,48 @@ func NewListHMACKeysResponse(list []keys.HMACKey) ListHMACKeysResponse {
 	}
 	return ListHMACKeysResponse{Success: true, HMACKeys: views}
 }
+
+// CreatedAPIKeyResponse is CreatedResponse with the new key's record, as `keygate keys create
+// --json` prints it.
+type CreatedAPIKeyResponse struct {
+	CreatedResponse
+	Name             string     `json:"name"`
+	Role             keys.Role  `json:"role"`
+	ProjectID        int64      `json:"projectId"`
+	IsDevelopmentKey bool       `json:"isDevelopmentKey"`
+	Expires          *time.Time `json:"expires,omitempty"`
+}
+
+// NewCreatedAPIKeyResponse renders a key just created, with the whole key (shown once).
+func NewCreatedAPIKeyResponse(ak keys.APIKey, key string) CreatedAPIKeyResponse {
+	r := CreatedAPIKeyResponse{CreatedResponse{Success: true, ID: ak.ID, APIKey: key}, ak.Name, ak.Role, ak.ProjectID, ak.IsDevelopmentKey, nil}
+	if !ak.Expires.IsZero() {
+		r.Expires = &ak.Expires
+	}
+	return r
+}
+
+// NewDevKeysResponse renders a project's development keys (nil: not set) as GET devkeys does.
+func NewDevKeysResponse(api *keys.APIKey, hk *keys.HMACKey) DevKeysResponse {
+	resp := DevKeysResponse{Success: true}
+	if api != nil {
+		resp.APIKey = &api.DevSecret
+	}
+	if hk != nil {
+		resp.HMACKey = &hk.Secret
+	}
+	return resp
+}
+
+// CreatedHMACKeyResponse is an HMAC key just created, as `keygate hmac create --json` prints it.
+type CreatedHMACKeyResponse struct {
+	Success bool `json:"success"`
+	HMACKeyView
+}
+
+// DeviceKeysResponse is what `keygate hmac create --devices-from --json` prints: every key made,
+// and Success false when the store failed before the last one.
+type DeviceKeysResponse struct {
+	Success bool             `json:"success"`
+	Keys    []keys.DeviceKey `json:"keys"`
+}

@@ -196,7 +196,7 @@ func checkUpstream(name, raw string) error {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return configErrorf("%s: want an http:// or https:// URL with a host, got %q", name, raw)
+		return ConfigErrorf("%s: want an http:// or https:// URL with a host, got %q", name, raw)
 	}
 	return nil
 }
@@ -212,17 +212,17 @@ func (c Config) Validate() error {
 	if c.RemoteUpstream != "" {
 		u, err := url.Parse(c.RemoteUpstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return configErrorf("KEYGATE_REMOTE_UPSTREAM: want a ws:// or wss:// URL with a host, got %q", c.RemoteUpstream)
+			return ConfigErrorf("KEYGATE_REMOTE_UPSTREAM: want a ws:// or wss:// URL with a host, got %q", c.RemoteUpstream)
 		}
 	}
 	if c.StudioUpstream == "" && c.IngestionUpstream == "" && c.RemoteUpstream == "" {
-		return configErrorf("no face is configured: set KEYGATE_STUDIO_UPSTREAM, KEYGATE_INGESTION_UPSTREAM and/or KEYGATE_REMOTE_UPSTREAM (or try `keygate demo`)")
+		return ConfigErrorf("no face is configured: set KEYGATE_STUDIO_UPSTREAM, KEYGATE_INGESTION_UPSTREAM and/or KEYGATE_REMOTE_UPSTREAM (or try `keygate demo`)")
 	}
 	if c.RemoteHelloTimeout <= 0 || c.RemoteIdleTimeout <= 0 {
-		return configErrorf("KEYGATE_REMOTE_HELLO_TIMEOUT and KEYGATE_REMOTE_IDLE_TIMEOUT must be positive durations")
+		return ConfigErrorf("KEYGATE_REMOTE_HELLO_TIMEOUT and KEYGATE_REMOTE_IDLE_TIMEOUT must be positive durations")
 	}
 	if c.RemoteMaxSessionsPerKey < 0 || c.RemoteMaxSessionsPerProject < 0 {
-		return configErrorf("KEYGATE_REMOTE_MAX_SESSIONS_PER_KEY and _PER_PROJECT must not be negative")
+		return ConfigErrorf("KEYGATE_REMOTE_MAX_SESSIONS_PER_KEY and _PER_PROJECT must not be negative")
 	}
 	positive := map[string]time.Duration{
 		"KEYGATE_UPSTREAM_TIMEOUT": c.UpstreamTimeout, "KEYGATE_UPSTREAM_DIAL_TIMEOUT": c.UpstreamDialTimeout,
@@ -233,39 +233,39 @@ func (c Config) Validate() error {
 	}
 	for name, d := range positive {
 		if d <= 0 {
-			return configErrorf("%s: must be a positive duration such as 30s", name)
+			return ConfigErrorf("%s: must be a positive duration such as 30s", name)
 		}
 	}
 	if c.CacheGrace < 0 {
-		return configErrorf("KEYGATE_CACHE_GRACE: must not be negative")
+		return ConfigErrorf("KEYGATE_CACHE_GRACE: must not be negative")
 	}
 	if c.CacheSize <= 0 {
-		return configErrorf("KEYGATE_CACHE_SIZE: must be a positive integer")
+		return ConfigErrorf("KEYGATE_CACHE_SIZE: must be a positive integer")
 	}
 	if c.MaxBody <= 0 {
-		return configErrorf("KEYGATE_MAX_BODY: must be a positive size")
+		return ConfigErrorf("KEYGATE_MAX_BODY: must be a positive size")
 	}
 	if c.UpstreamTransport != proxy.TransportFast && c.UpstreamTransport != proxy.TransportStd {
-		return configErrorf("KEYGATE_UPSTREAM_TRANSPORT: want fast or std, got %q", c.UpstreamTransport)
+		return ConfigErrorf("KEYGATE_UPSTREAM_TRANSPORT: want fast or std, got %q", c.UpstreamTransport)
 	}
 	if c.SignatureMode != "reject" && c.SignatureMode != "mark" {
-		return configErrorf("KEYGATE_SIGNATURE_MODE: want reject or mark, got %q", c.SignatureMode)
+		return ConfigErrorf("KEYGATE_SIGNATURE_MODE: want reject or mark, got %q", c.SignatureMode)
 	}
 	if c.MaxClockSkew <= 0 {
-		return configErrorf("KEYGATE_MAX_CLOCK_SKEW: must be a positive duration such as 15m")
+		return ConfigErrorf("KEYGATE_MAX_CLOCK_SKEW: must be a positive duration such as 15m")
 	}
 	if c.MaxFiles <= 0 {
-		return configErrorf("KEYGATE_MAX_FILES: must be a positive integer")
+		return ConfigErrorf("KEYGATE_MAX_FILES: must be a positive integer")
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
-		return configErrorf("KEYGATE_LOG_FORMAT: want json or text, got %q", c.LogFormat)
+		return ConfigErrorf("KEYGATE_LOG_FORMAT: want json or text, got %q", c.LogFormat)
 	}
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		return err
 	}
 	for name, v := range map[string]string{"KEYGATE_STUDIO_LISTEN": c.StudioListen, "KEYGATE_INGESTION_LISTEN": c.IngestionListen, "KEYGATE_REMOTE_LISTEN": c.RemoteListen, "KEYGATE_OPS_LISTEN": c.OpsListen} {
 		if v == "" || !strings.Contains(v, ":") {
-			return configErrorf("%s: want host:port or :port, got %q", name, v)
+			return ConfigErrorf("%s: want host:port or :port, got %q", name, v)
 		}
 	}
 	return nil
@@ -333,7 +333,7 @@ func (c StoreConfig) sealer() (*keys.Sealer, error) {
 	}
 	mk, err := keys.ParseMasterKey(c.MasterKey)
 	if err != nil {
-		return nil, configErrorf("KEYGATE_MASTER_KEY: %v", err)
+		return nil, ConfigErrorf("KEYGATE_MASTER_KEY: %v", err)
 	}
 	return keys.NewSealer(mk)
 }
@@ -347,7 +347,7 @@ func (c StoreConfig) Open() (keys.Store, error) {
 	if c.RedisURL != "" {
 		rdb, err := keys.NewRedisClient(c.RedisURL)
 		if err != nil {
-			return nil, configErrorf("KEYGATE_REDIS_URL: %v", err)
+			return nil, ConfigErrorf("KEYGATE_REDIS_URL: %v", err)
 		}
 		rs := keys.NewRedisStore(rdb, sealer)
 		rs.SetLifecycle(c.lifecycle())
@@ -414,13 +414,14 @@ func WarnPlaintext(log *slog.Logger) {
 		"Set a 32-byte key (e.g. `openssl rand -hex 32`) before storing real secrets.")
 }
 
-// ConfigError is a bad configuration value. The command line prints it as one line and exits with
-// status 2 (a usage error), as it does for a bad flag.
+// ConfigError is a bad configuration value or flag. The command line prints it as one line and
+// exits with status 2 (a usage error).
 type ConfigError struct{ msg string }
 
 func (e ConfigError) Error() string { return e.msg }
 
-func configErrorf(format string, a ...any) error { return ConfigError{fmt.Sprintf(format, a...)} }
+// ConfigErrorf formats a ConfigError.
+func ConfigErrorf(format string, a ...any) error { return ConfigError{fmt.Sprintf(format, a...)} }
 
 // configError turns caarlos0/env's aggregate error into one ConfigError naming the variables.
 func configError(err error) error {
@@ -439,7 +440,7 @@ func configError(err error) error {
 func ParseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return l, configErrorf("KEYGATE_LOG_LEVEL: want debug, info, warn or error, got %q", s)
+		return l, ConfigErrorf("KEYGATE_LOG_LEVEL: want debug, info, warn or error, got %q", s)
 	}
 	return l, nil
 }

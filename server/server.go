@@ -152,7 +152,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 	if cfg.ServiceTokenFile != "" {
 		tok, err := admin.LoadServiceToken(cfg.ServiceTokenFile, log)
 		if err != nil {
-			return nil, configErrorf("%v", err)
+			return nil, ConfigErrorf("%v", err)
 		}
 		if s.handout, err = admin.NewHandout(admin.HandoutOptions{Store: store, Token: tok, Metrics: s.reg, Log: log}); err != nil {
 			return nil, err
@@ -172,7 +172,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 		}
 		up, err := url.Parse(f.upstream)
 		if err != nil {
-			return nil, configErrorf("%s upstream: %v", f.name, err)
+			return nil, ConfigErrorf("%s upstream: %v", f.name, err)
 		}
 		opt := proxy.Options{
 			Face: f.face, Upstream: up, Resolver: resolver, Usage: s.usage, Transport: transport,
@@ -191,7 +191,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 	} else {
 		up, err := url.Parse(cfg.RemoteUpstream)
 		if err != nil {
-			return nil, configErrorf("remote upstream: %v", err)
+			return nil, ConfigErrorf("remote upstream: %v", err)
 		}
 		s.remote = proxy.NewRemote(proxy.RemoteOptions{
 			Upstream: up, Resolver: resolver, HelloTimeout: cfg.RemoteHelloTimeout, IdleTimeout: cfg.RemoteIdleTimeout,

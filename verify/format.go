@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"mime"
 	"path"
 	"strings"
@@ -48,4 +49,15 @@ func FileFormat(name string, body []byte) Format {
 		return FormatJSON
 	}
 	return FormatUnknown
+}
+
+// ParseFormat reads a format's name: json or cbor, in any case.
+func ParseFormat(name string) (Format, error) {
+	switch strings.ToLower(name) {
+	case "json":
+		return FormatJSON, nil
+	case "cbor":
+		return FormatCBOR, nil
+	}
+	return FormatUnknown, fmt.Errorf("want json or cbor, got %q", name)
 }

@@ -23,3 +23,14 @@ func TestFileFormat(t *testing.T) {
 		})
 	}
 }
+
+func TestParseFormat(t *testing.T) {
+	for in, want := range map[string]Format{"json": FormatJSON, "JSON": FormatJSON, "cbor": FormatCBOR} {
+		if got, err := ParseFormat(in); got != want || err != nil {
+			t.Errorf("ParseFormat(%q) = %v, %v", in, got, err)
+		}
+	}
+	if _, err := ParseFormat("xml"); err == nil {
+		t.Error("ParseFormat(xml) is not an error")
+	}
+}

@@ -130,9 +130,6 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	if *name == "" {
-		return usagef("keys create: --name is required")
-	}
 	var life time.Duration
 	if *ttl != "" {
 		if life, err = keys.ParseDuration(*ttl); err != nil || life <= 0 {
@@ -143,40 +140,29 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usagef("keys create: --role: %v", err)
 	}
-	k := *key
-	if k == "" {
-		if k, err = keys.GenerateAPIKey(); err != nil {
+	actor := cliActor()
+	n := keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: *key, TTL: life, CreatedBy: &actor}
+	if n.Key == "" {
+		if n.Key, err = keys.GenerateAPIKey(); err != nil {
 			return err
 		}
-	} else if err := keys.ValidateAPIKey(k); err != nil {
-		return usagef("keys create: --key: %v", err)
+	}
+	if err := n.Validate(); err != nil {
+		return usagef("keys create: %v", err)
 	}
 	return withNewStore(stderr, func(s keys.Store) error {
-		actor := cliActor()
-		ak, err := s.CreateAPIKey(ctx, keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: k,
-			TTL: life, CreatedBy: &actor})
+		ak, err := s.CreateAPIKey(ctx, n)
 		if err != nil {
 			return err
 		}
 		cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
-		var expires *time.Time
-		if !ak.Expires.IsZero() {
-			expires = &ak.Expires
-		}
 		if *asJSON {
-			return writeJSON(stdout, struct {
-				admin.CreatedResponse
-				Name             string     `json:"name"`
-				Role             keys.Role  `json:"role"`
-				ProjectID        int64      `json:"projectId"`
-				IsDevelopmentKey bool       `json:"isDevelopmentKey"`
-				Expires          *time.Time `json:"expires,omitempty"`
-			}{admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k}, ak.Name, ak.Role, ak.ProjectID, ak.IsDevelopmentKey, expires})
+			return writeJSON(stdout, admin.NewCreatedAPIKeyResponse(ak, n.Key))
 		}
-		fmt.Fprintf(stdout, "%s\n", k)
+		fmt.Fprintf(stdout, "%s\n", n.Key)
 		exp := ""
-		if expires != nil {
-			exp = ", expires " + expires.Format(time.RFC3339)
+		if !ak.Expires.IsZero() {
+			exp = ", expires " + ak.Expires.Format(time.RFC3339)
 		}
 		fmt.Fprintf(stderr, "Created API key %d %q (%s) for project %d%s%s. This is the only time the whole key is shown.\n",
 			ak.ID, ak.Name, ak.Role.Label(), pid, devSuffix(ak.IsDevelopmentKey), exp)
@@ -278,10 +264,7 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 		if *asJSON {
-			return writeJSON(stdout, struct {
-				Success bool `json:"success"`
-				admin.HMACKeyView
-			}{true, admin.NewHMACKeyView(hk)})
+			return writeJSON(stdout, admin.CreatedHMACKeyResponse{Success: true, HMACKeyView: admin.NewHMACKeyView(hk)})
 		}
 		fmt.Fprintf(stdout, "%s\n", hk.Secret)
 		bound := ""
@@ -311,10 +294,7 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 			cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: k.ID, Name: name + " (" + k.Device + ")"})
 		}
 		if asJSON {
-			if err := writeJSON(stdout, struct {
-				Success bool             `json:"success"`
-				Keys    []keys.DeviceKey `json:"keys"`
-			}{cerr == nil, made}); err != nil {
+			if err := writeJSON(stdout, admin.DeviceKeysResponse{Success: cerr == nil, Keys: made}); err != nil {
 				return err
 			}
 		} else if err := admin.WriteDeviceKeys(stdout, made); err != nil {
@@ -361,23 +341,11 @@ func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		if *asJSON {
-			resp := admin.DevKeysResponse{Success: true}
-			if api != nil {
-				resp.APIKey = &api.DevSecret
-			}
-			if hk != nil {
-				resp.HMACKey = &hk.Secret
-			}
-			if err := writeJSON(stdout, resp); err != nil {
+			if err := writeJSON(stdout, admin.NewDevKeysResponse(api, hk)); err != nil {
 				return err
 			}
 		} else {
-			if api != nil {
-				fmt.Fprintf(stdout, "API key:  %s  (id %d, %q, %s)\n", api.DevSecret, api.ID, api.Name, api.Role.Label())
-			}
-			if hk != nil {
-				fmt.Fprintf(stdout, "HMAC key: %s  (id %d, %q)\n", hk.Secret, hk.ID, hk.Name)
-			}
+			admin.WriteDevKeys(stdout, api, hk)
 		}
 		if api == nil && hk == nil {
 			fmt.Fprintf(stderr, "%s for project %d (no development keys set).\n", admin.NoDevKeysMessage, pid)

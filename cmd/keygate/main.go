@@ -89,11 +89,6 @@ func exitStatus(err error, stderr io.Writer) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(stderr, "keygate: %s\n", ue.msg)
-		return 2
-	}
 	var ce server.ConfigError
 	if errors.As(err, &ce) {
 		fmt.Fprintf(stderr, "keygate: %s\n", ce.Error())
@@ -107,12 +102,8 @@ func exitStatus(err error, stderr io.Writer) int {
 	return 1
 }
 
-// usageError is a bad flag or configuration value: one line on stderr, exit status 2.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
-func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
+// usagef is a bad flag or value: one line on stderr, exit status 2.
+func usagef(format string, a ...any) error { return server.ConfigErrorf(format, a...) }
 
 // silentError ends a command with a status after it has printed its own message.
 type silentError struct{ code int }

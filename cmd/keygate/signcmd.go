@@ -30,18 +30,13 @@ func readSample(fs *flag.FlagSet, format string) (string, []byte, verify.Format,
 	if err != nil {
 		return "", nil, 0, fmt.Errorf("read %s: %w", name, err)
 	}
-	var f verify.Format
-	switch strings.ToLower(format) {
-	case "json":
-		f = verify.FormatJSON
-	case "cbor":
-		f = verify.FormatCBOR
-	case "":
-		if f = verify.FileFormat(name, b); f == verify.FormatUnknown {
-			return "", nil, 0, usagef("cannot tell whether %s is JSON or CBOR: name it .json or .cbor, or pass --format", name)
+	f := verify.FileFormat(name, b)
+	if format != "" {
+		if f, err = verify.ParseFormat(format); err != nil {
+			return "", nil, 0, usagef("--format: %v", err)
 		}
-	default:
-		return "", nil, 0, usagef("--format: want json or cbor, got %q", format)
+	} else if f == verify.FormatUnknown {
+		return "", nil, 0, usagef("cannot tell whether %s is JSON or CBOR: name it .json or .cbor, or pass --format", name)
 	}
 	return name, b, f, nil
 }
