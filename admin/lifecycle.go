@@ -238,12 +238,6 @@ func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request, _ keys.Princ
 	if err != nil {
 		return err
 	}
-	resp := AuditResponse{Success: true, Events: events}
-	if resp.Events == nil {
-		resp.Events = []keys.AuditEvent{}
-	}
-	if next != "" {
-		resp.Next = &next
-	}
+	resp := NewAuditResponse(events, next)
 	return writeJSON(w, resp)
 }

@@ -81,6 +81,29 @@ func WriteDevKeys(w io.Writer, api *keys.APIKey, hk *keys.HMACKey) {
 	}
 }
 
+// WriteAudit writes a page of audit events, newest first, and how to ask for the next page.
+func WriteAudit(w io.Writer, events []keys.AuditEvent, next string) error {
+	return table(w, "TIME\tACTION\tOUTCOME\tACTOR\tTARGET\tADDRESS", func(w io.Writer) {
+		for _, e := range events {
+			actor := e.Actor.Name
+			if e.Actor.KeyID != 0 {
+				actor = fmt.Sprintf("key %d %q", e.Actor.KeyID, e.Actor.Name)
+			}
+			target := []string{e.Target.Kind}
+			if e.Target.ID != 0 {
+				target = append(target, fmt.Sprint(e.Target.ID))
+			}
+			if e.Target.Name != "" {
+				target = append(target, fmt.Sprintf("%q", e.Target.Name))
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Action, e.Outcome, actor, strings.Join(target, " "), e.IPAddress)
+		}
+		if next != "" {
+			fmt.Fprintf(w, "(more: --before %s)\n", next)
+		}
+	})
+}
+
 func table(w io.Writer, header string, rows func(w io.Writer)) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, header)

@@ -124,6 +124,18 @@ type AuditResponse struct {
 	Next    *string           `json:"next"`
 }
 
+// NewAuditResponse renders a page of audit events and the cursor of the next one ("" on the last).
+func NewAuditResponse(events []keys.AuditEvent, next string) AuditResponse {
+	resp := AuditResponse{Success: true, Events: events}
+	if resp.Events == nil {
+		resp.Events = []keys.AuditEvent{}
+	}
+	if next != "" {
+		resp.Next = &next
+	}
+	return resp
+}
+
 // DevKeysResponse is the answer of GET devkeys and devkeys/hmac.
 type DevKeysResponse struct {
 	Success bool    `json:"success"`

@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"os/user"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/keygate/keygate/admin"
@@ -163,34 +161,8 @@ func runAudit(ctx context.Context, args []string, stdout, _ io.Writer) error {
 			return err
 		}
 		if *asJSON {
-			resp := admin.AuditResponse{Success: true, Events: events}
-			if resp.Events == nil {
-				resp.Events = []keys.AuditEvent{}
-			}
-			if next != "" {
-				resp.Next = &next
-			}
-			return writeJSON(stdout, resp)
+			return writeJSON(stdout, admin.NewAuditResponse(events, next))
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tACTION\tOUTCOME\tACTOR\tTARGET\tADDRESS")
-		for _, e := range events {
-			actor := e.Actor.Name
-			if e.Actor.KeyID != 0 {
-				actor = fmt.Sprintf("key %d %q", e.Actor.KeyID, e.Actor.Name)
-			}
-			target := []string{e.Target.Kind}
-			if e.Target.ID != 0 {
-				target = append(target, fmt.Sprint(e.Target.ID))
-			}
-			if e.Target.Name != "" {
-				target = append(target, fmt.Sprintf("%q", e.Target.Name))
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Action, e.Outcome, actor, strings.Join(target, " "), e.IPAddress)
-		}
-		if next != "" {
-			fmt.Fprintf(tw, "(more: --before %s)\n", next)
-		}
-		return tw.Flush()
+		return admin.WriteAudit(stdout, events, next)
 	})
 }
