@@ -33,12 +33,13 @@ const PageCSP = "default-src 'none'; script-src 'self'; style-src 'self'; connec
 	"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 var pageTypes = map[string]string{
-	"index.html": "text/html; charset=utf-8",
-	"app.js":     "text/javascript; charset=utf-8",
-	"style.css":  "text/css; charset=utf-8",
+	"index.html":  "text/html; charset=utf-8",
+	"app.js":      "text/javascript; charset=utf-8",
+	"style.css":   "text/css; charset=utf-8",
+	"favicon.svg": "image/svg+xml",
 }
 
-// ServeHTTP implements http.Handler for /keys, /keys/, /keys/app.js and /keys/style.css.
+// ServeHTTP implements http.Handler for /keys, /keys/, /keys/app.js, /keys/style.css and /keys/favicon.svg.
 func (p *Page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/keys"), "/")
 	if name == "" {

@@ -129,9 +129,10 @@ func TestKeysPageInBrowser(t *testing.T) {
 	srv := redistest.Start(t)
 	sc, store := redisStoreConfig(t, srv)
 	up := newUpstream(t)
-	g := startGateway(t, sc, up.URL, nil)
-	adminKey, _ := mkKey(t, store, 1, keys.RoleAdmin)
+	g := startGateway(t, sc, up.URL, func(c *Config) { c.LastUsedInterval = 50 * time.Millisecond })
+	adminKey, adminRec := mkKey(t, store, 1, keys.RoleAdmin)
 	roKey, _ := mkKey(t, store, 1, keys.RoleReadOnly)
+	otherKey, _ := mkKey(t, store, 2, keys.RoleAdmin)
 
 	// The page's own headers.
 	res, err := http.Get(g.studio + "/keys")
@@ -148,6 +149,11 @@ func TestKeysPageInBrowser(t *testing.T) {
 	}
 	if res.StatusCode != 200 || !strings.HasPrefix(res.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("GET /keys: %d %s", res.StatusCode, res.Header.Get("Content-Type"))
+	}
+	if res, err := http.Get(g.studio + "/keys/favicon.svg"); err != nil || res.StatusCode != 200 || res.Header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("favicon: %v %v", res, err)
+	} else {
+		res.Body.Close()
 	}
 
 	ctx := startBrowser(t)
@@ -177,7 +183,7 @@ func TestKeysPageInBrowser(t *testing.T) {
 		run("eval "+js, chromedp.Evaluate(js, out))
 	}
 
-	// A read-only key is refused at sign-in with the API's reason.
+	// Sign-in errors say what to do: a read-only key, another project's key, an unknown key.
 	run("read-only sign-in",
 		chromedp.Navigate(g.studio+"/keys"),
 		chromedp.WaitVisible("#signin-form", chromedp.ByQuery),
@@ -186,8 +192,30 @@ func TestKeysPageInBrowser(t *testing.T) {
 		chromedp.Click(`#signin-form button[type=submit]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#signin-error", chromedp.ByQuery),
 	)
-	if msg := text("#signin-error"); !strings.Contains(msg, "Read-only role may not") {
+	if msg := text("#signin-error"); !strings.Contains(msg, "This key is read-only; sign in with an Admin key") {
 		t.Errorf("read-only sign-in error: %q", msg)
+	}
+	var favicon string
+	eval(`document.querySelector('link[rel=icon]').href`, &favicon)
+	if !strings.HasSuffix(favicon, "/keys/favicon.svg") {
+		t.Errorf("favicon link %q", favicon)
+	}
+	signInError := func(key string) string {
+		t.Helper()
+		run("sign-in with "+key[:8],
+			chromedp.Evaluate(`document.getElementById('signin-error').hidden = true; document.getElementById('signin-key').value = ''`, nil),
+			chromedp.SendKeys("#signin-key", key, chromedp.ByQuery),
+			chromedp.Click(`#signin-form button[type=submit]`, chromedp.ByQuery),
+			chromedp.WaitVisible("#signin-error", chromedp.ByQuery),
+		)
+		return text("#signin-error")
+	}
+	if msg := signInError(otherKey); !strings.Contains(msg, "belongs to project 2, not project 1") {
+		t.Errorf("other project's key: %q", msg)
+	}
+	unknown, _ := keys.GenerateAPIKey()
+	if msg := signInError(unknown); !strings.Contains(msg, "does not know this API key") || strings.Contains(msg, "unknown or revoked") {
+		t.Errorf("unknown key: %q", msg)
 	}
 	var stored string
 	eval(`sessionStorage.getItem('keygate.key') || ''`, &stored)
@@ -247,7 +275,7 @@ func TestKeysPageInBrowser(t *testing.T) {
 	)
 	devRows := func() []string {
 		var names []string
-		eval(`Array.from(document.querySelectorAll('#apikeys-table tbody tr')).filter(r => r.querySelector('.badge')).map(r => r.cells[0].firstChild.textContent + '|' + r.cells[1].textContent)`, &names)
+		eval(`Array.from(document.querySelectorAll('#apikeys-table tbody tr')).filter(r => Array.from(r.querySelectorAll('.badge')).some(b => b.textContent === 'Development key')).map(r => r.cells[0].firstChild.textContent + '|' + r.cells[1].textContent)`, &names)
 		return names
 	}
 	if got := devRows(); len(got) != 1 || got[0] != "dev one|Ingestion" {
@@ -280,7 +308,7 @@ func TestKeysPageInBrowser(t *testing.T) {
 		chromedp.Click("#hmac-create", chromedp.ByQuery),
 		chromedp.WaitNotVisible("#hmac-dialog", chromedp.ByQuery),
 	)
-	if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(hmacValue) {
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(hmacValue) {
 		t.Errorf("generated HMAC key %q", hmacValue)
 	}
 	if table := text("#hmackeys-table"); !strings.Contains(table, hmacValue) || !strings.Contains(table, "Development key") {
@@ -379,6 +407,126 @@ func TestKeysPageInBrowser(t *testing.T) {
 		return checked
 	}, "the page does not show requireDeviceBoundKeys after a reload")
 
+	// Lifecycle: a key with an expiry, a roll with the grace chosen, an existing key made the
+	// development key, last use with its address, and the audit trail.
+	run("create expiring key",
+		chromedp.Click("#apikey-add", chromedp.ByQuery),
+		chromedp.WaitVisible("#apikey-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#apikey-name", "month", chromedp.ByQuery),
+		chromedp.Click("#role-readonly", chromedp.ByQuery),
+		chromedp.SetValue("#apikey-expiry", "custom", chromedp.ByQuery),
+		chromedp.Evaluate(`document.getElementById('apikey-expiry').dispatchEvent(new Event('change'))`, nil),
+		chromedp.WaitVisible("#apikey-expiry-days", chromedp.ByQuery),
+		chromedp.SendKeys("#apikey-expiry-days", "45", chromedp.ByQuery),
+		chromedp.Click("#apikey-create", chromedp.ByQuery),
+		chromedp.WaitVisible("#newkey", chromedp.ByQuery),
+		chromedp.Click("#newkey-done", chromedp.ByQuery),
+	)
+	var monthExpires string
+	eval(`Array.from(document.querySelectorAll('#apikeys-table tbody tr')).find(r => r.cells[0].firstChild.textContent === 'month').cells[4].textContent`, &monthExpires)
+	if monthExpires == "" || monthExpires == "Never" {
+		t.Errorf("expires cell of the 45-day key: %q", monthExpires)
+	}
+	if list, _ := store.ListAPIKeys(context.Background(), 1); true {
+		for _, k := range list {
+			if k.Name == "month" && (k.Expires.IsZero() || k.Expires.Sub(k.Created) != 45*24*time.Hour) {
+				t.Errorf("the 45-day key expires at %v (created %v)", k.Expires, k.Created)
+			}
+			if k.Name == "month" && (k.CreatedBy == nil || k.CreatedBy.KeyID != adminRec.ID) {
+				t.Errorf("created by %+v, want the signed-in key", k.CreatedBy)
+			}
+		}
+	}
+
+	oldSecret := newKey
+	run("roll ci admin",
+		chromedp.Click(`button[aria-label="Roll API key ci admin"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#roll-dialog", chromedp.ByQuery),
+		chromedp.SetValue("#roll-grace", "0", chromedp.ByQuery),
+		chromedp.Click("#roll-ok", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#roll-dialog", chromedp.ByQuery),
+		chromedp.WaitVisible("#newkey", chromedp.ByQuery),
+		chromedp.Value("#newkey-value", &newKey, chromedp.ByQuery),
+		chromedp.Click("#newkey-done", chromedp.ByQuery),
+	)
+	if !regexp.MustCompile(`^ei_[0-9a-f]{64}$`).MatchString(newKey) || newKey == oldSecret {
+		t.Fatalf("rolled key shown as %q", newKey)
+	}
+	testutil.Eventually(t, 2*time.Second, func() bool {
+		return do(t, "GET", g.studio+"/v1/api/1/raw-data", oldSecret, nil).status == 401
+	}, "the secret rolled with no grace still works")
+	if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", newKey, nil); r.status != 200 {
+		t.Errorf("the rolled key does not work: %d", r.status)
+	}
+
+	run("make ci admin the development key",
+		chromedp.Click(`button[aria-label="Make API key ci admin the development key"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#devkey-dialog", chromedp.ByQuery),
+		chromedp.SendKeys("#devkey-secret", oldSecret, chromedp.ByQuery),
+		chromedp.Click("#devkey-ok", chromedp.ByQuery),
+		chromedp.WaitVisible("#devkey-error", chromedp.ByQuery),
+	)
+	if msg := text("#devkey-error"); !strings.Contains(msg, "not this key") {
+		t.Errorf("wrong secret: %q", msg)
+	}
+	run("with the right secret",
+		chromedp.Evaluate(`document.getElementById('devkey-secret').value = ''`, nil),
+		chromedp.SendKeys("#devkey-secret", newKey, chromedp.ByQuery),
+		chromedp.Click("#devkey-ok", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#devkey-dialog", chromedp.ByQuery),
+	)
+	if got := devRows(); len(got) != 1 || got[0] != "ci admin|Admin (full access)" {
+		t.Errorf("development keys after making ci admin one: %v", got)
+	}
+	run("make an HMAC key the development key",
+		chromedp.Click(`button[aria-label="Make HMAC key dev b the development key"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#devkey-dialog", chromedp.ByQuery),
+		chromedp.Click("#devkey-ok", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#devkey-dialog", chromedp.ByQuery),
+	)
+	if _, hk, _ := keys.DevelopmentKeys(context.Background(), store, 1); hk == nil || hk.Name != "dev b" {
+		t.Errorf("development HMAC key = %+v", hk)
+	}
+	run("roll an HMAC key with a grace",
+		chromedp.Click(`button[aria-label="Roll HMAC key fleet"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#roll-dialog", chromedp.ByQuery),
+		chromedp.Click("#roll-ok", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#roll-dialog", chromedp.ByQuery),
+	)
+	if table := text("#hmackeys-table"); !strings.Contains(table, "old secret verifies until") {
+		t.Errorf("HMAC table after a roll with a grace: %q", table)
+	}
+
+	// Last used, with the address, once the batch is written (every 50 ms here).
+	if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", newKey, nil); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		var lu string
+		run("reload for last used", chromedp.Reload(), chromedp.WaitVisible("#app", chromedp.ByQuery))
+		eval(`Array.from(document.querySelectorAll('#apikeys-table tbody tr')).find(r => r.cells[0].firstChild.textContent === 'ci admin').cells[5].textContent`, &lu)
+		return strings.Contains(lu, "from 127.0.0.1")
+	}, "last used with its address is not shown")
+
+	if r := do(t, "GET", g.studio+"/v1/api/1/apikeys", roKey, nil); r.status != 403 {
+		t.Fatalf("read-only key on the key list: %d", r.status)
+	}
+	run("audit tab",
+		chromedp.Click("#tab-audit", chromedp.ByQuery),
+		chromedp.WaitVisible("#audit-table tbody tr", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#panel-keys", chromedp.ByQuery),
+	)
+	trail := text("#audit-table")
+	for _, want := range []string{"Created", "Rolled", "Made development key", "Refused", "127.0.0.1", "ci admin"} {
+		if !strings.Contains(trail, want) {
+			t.Errorf("audit tab lacks %q", want)
+		}
+	}
+	var auditShot []byte
+	run("audit screenshot", chromedp.FullScreenshot(&auditShot, 100))
+	os.WriteFile(filepath.Join(artifactDir(t), "keys-page-audit.png"), auditShot, 0o644)
+	run("back to keys", chromedp.Click("#tab-keys", chromedp.ByQuery), chromedp.WaitVisible("#panel-keys", chromedp.ByQuery))
+
 	// Revoke the admin key created above; the gateway refuses it at once.
 	run("revoke",
 		chromedp.Click(`button[aria-label="Revoke API key ci admin"]`, chromedp.ByQuery),
@@ -417,4 +565,32 @@ func TestKeysPageInBrowser(t *testing.T) {
 	if msg := text("#apikey-form-error"); !strings.Contains(msg, "Name is required") {
 		t.Errorf("form error: %q", msg)
 	}
+
+	// Revoking the key you are signed in with: a warning first, then a clean sign-out.
+	run("revoke own key",
+		chromedp.Click("#apikey-dialog [data-close]", chromedp.ByQuery),
+		chromedp.EmulateViewport(1280, 1000),
+		chromedp.Click(`button[aria-label="Revoke API key admin"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#confirm-dialog", chromedp.ByQuery),
+	)
+	if msg := text("#confirm-text"); !strings.Contains(msg, "the key you are signed in with") || !strings.Contains(msg, "signs you out") {
+		t.Errorf("no warning before revoking the signed-in key: %q", msg)
+	}
+	run("confirm own revoke",
+		chromedp.Click("#confirm-ok", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#confirm-dialog", chromedp.ByQuery),
+		chromedp.WaitVisible("#signin-form", chromedp.ByQuery),
+		chromedp.WaitNotVisible("#app", chromedp.ByQuery),
+	)
+	if msg := text("#signin-notice"); !strings.Contains(msg, "You revoked the key you were signed in with") {
+		t.Errorf("sign-out notice: %q", msg)
+	}
+	var errHidden bool
+	eval(`document.getElementById('signin-error').hidden && !sessionStorage.getItem('keygate.key')`, &errHidden)
+	if !errHidden {
+		t.Error("after revoking the signed-in key: an error is shown or the key is still in sessionStorage")
+	}
+	testutil.Eventually(t, 2*time.Second, func() bool {
+		return do(t, "GET", g.studio+"/v1/api/1/raw-data", adminKey, nil).status == 401
+	}, "the gateway still accepts the revoked signed-in key")
 }
