@@ -84,6 +84,8 @@ func TestCanonicalPath(t *testing.T) {
 		{"/v1/api/1/raw-data/\u00e9t\u00e9", "/v1/api/1/raw-data/\u00e9t\u00e9", false},
 		{"/v1/api/1/raw-data/%C3%A9t%C3%A9", "/v1/api/1/raw-data/\u00e9t\u00e9", false},
 		{"/v1/api/1/raw-data/a.b", "/v1/api/1/raw-data/a.b", false},
+		{"/v1/api/1/.../2", "", true},
+		{"/v1/api/1/raw-data/x.", "/v1/api/1/raw-data/x.", false},
 		{"/v1/api/1/api%e2%80%8bkeys", "", true},
 		{"/v1/api/1/%ef%bb%bfapikeys", "", true},
 		{"/v1/api/1/apikeys%c2%ad", "", true},

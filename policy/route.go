@@ -118,8 +118,8 @@ func CanonicalPath(escaped string) (string, error) {
 		if seg == "" && more {
 			return "", ErrBadPath // "//"
 		}
-		if seg == "." || seg == ".." {
-			return "", ErrBadPath
+		if strings.Trim(seg, ".") == "" {
+			return "", ErrBadPath // ".", "..", and "..." (which old Windows servers read as "..")
 		}
 		for _, r := range seg {
 			if r < 0x20 || r == 0x7f || r == '\\' || r == ';' || r == '%' || r >= 0x80 && (r < 0xa0 || lookalike(r) || unicode.Is(unicode.Cf, r)) {

@@ -53,7 +53,7 @@ func TestCataloguePaths(t *testing.T) {
 	for _, p := range []string{
 		"//v1/api/1/raw-data", "/v1//api/1/raw-data", "/v1/api//1/raw-data", "/v1/api/1//apikeys", "/v1/api/1/raw-data/",
 		"/v1/api/1/apikeys/", "/v1/api/1/.", "/v1/api/1/raw-data/.%2e/apikeys", "/v1/api/projects/",
-		"/v1/api/1/%c0%ae%c0%ae/2", "/v1/api/1/%ef%bc%8e%ef%bc%8e/2", "/v1/api/1/%2561pikeys",
+		"/v1/api/1/%c0%ae%c0%ae/2", "/v1/api/1/%ef%bc%8e%ef%bc%8e/2", "/v1/api/1/%2561pikeys", "/v1/api/1/.../2", "/v1/api/1/%2e%2e%2e/apikeys",
 	} {
 		add(studio("segments: read1 "+p, "GET", p, "read1", 400, notCanonical))
 	}
