@@ -417,12 +417,10 @@ func TestRedisOutage(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, func() bool {
 		return metricValue(t, g, "keygate_store_up") == 0
 	}, "keygate_store_up not 0 with Redis down")
-	start := time.Now()
+	// (That the answer never waits on the store is TestReadiness's: timing it here would only
+	// measure the machine's load.)
 	if r := do(t, "GET", g.ops+"/readyz", "", nil); r.status != 200 || !strings.Contains(r.body, `"status":"degraded"`) {
 		t.Errorf("readyz with Redis down after start: %d %s; want 200 degraded", r.status, r.body)
-	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("readyz took %v with Redis down; want < 50ms", d)
 	}
 	for i := 0; i < 5; i++ {
 		if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", cached, nil); r.status != 200 {
