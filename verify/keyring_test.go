@@ -162,3 +162,21 @@ func BenchmarkKeyRing(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseFull: what reading the device name the strict way (the whole file, for projects
+// with device-bound keys) costs next to Parse, which stops at the values.
+func BenchmarkParseFull(b *testing.B) {
+	for _, size := range []int{1 << 10, 10 << 20} {
+		body := bigSample(b, size)
+		for name, parse := range map[string]func([]byte, Format) (Sample, error){"parse": Parse, "parse-full": ParseFull} {
+			b.Run(fmt.Sprintf("%s/%dKiB", name, size>>10), func(b *testing.B) {
+				b.SetBytes(int64(len(body)))
+				for b.Loop() {
+					if _, err := parse(body, FormatJSON); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
