@@ -28,7 +28,7 @@ import (
 // hangs up), and a deadline firing there would cancel a request whose upstream is merely slow.
 type clientBody struct {
 	io.ReadCloser
-	rc *http.ResponseController
+	rc http.ResponseController
 
 	mu       sync.Mutex
 	deadline bool // a read deadline is set on the connection for this body
@@ -84,7 +84,8 @@ func (g *Gateway) startBody(raw http.ResponseWriter, r *http.Request, st *state)
 	if g.opt.MaxBody > 0 && r.ContentLength > g.opt.MaxBody {
 		return tooLarge(g.opt.MaxBody)
 	}
-	cb := &clientBody{ReadCloser: r.Body, rc: http.NewResponseController(raw)}
+	// The ResponseController is held by value: one allocation per body, none on requests without.
+	cb := &clientBody{ReadCloser: r.Body, rc: *http.NewResponseController(raw)}
 	if g.opt.BodyTimeout > 0 && cb.rc.SetReadDeadline(time.Now().Add(g.opt.BodyTimeout)) == nil {
 		cb.deadline = true
 	}
