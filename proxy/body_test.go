@@ -92,6 +92,7 @@ func TestRefusedUnreadBodyAnswersAtOnce(t *testing.T) {
 		{"other project", false, "POST /v1/api/2/raw-data/3/rename HTTP/1.1\r\nx-api-key: {admin1}\r\nContent-Length: 100000000", "x", 403},
 		{"no such endpoint", false, "POST /elsewhere HTTP/1.1\r\nx-api-key: {admin1}\r\nContent-Length: 100000000", "x", 404},
 		{"declared length over the cap", false, "POST /v1/api/1/raw-data/3/rename HTTP/1.1\r\nx-api-key: {admin1}\r\nContent-Length: 100000000", "x", 413},
+		{"the Keys page with a slow body", false, "GET /keys HTTP/1.1\r\nContent-Length: 1000", "x", 400},
 		{"Expect: 100-continue without a key", false, "POST /v1/api/1/raw-data/3/rename HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 100000000", "", 401},
 		{"ingestion: no key", true, "POST /api/training/data HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 100000000", "{", 401},
 		{"ingestion: read-only key", true, "POST /api/training/data HTTP/1.1\r\nx-api-key: {read1}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked", "10\r\n{", 403},

@@ -233,6 +233,11 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		if g.opt.Page == nil {
 			return g.routeError(policy.ErrNoRoute, r.Method, path)
 		}
+		// The page's static files take no body; one sent anyway (slowly, without a key) would be
+		// drained by net/http before the page's answer.
+		if hasBody(r) {
+			return apierr.New(http.StatusBadRequest, "bad_request", "the Keys page takes no request body", nil)
+		}
 		st.outcome = "page"
 		g.opt.Page.ServeHTTP(w, r)
 		return nil

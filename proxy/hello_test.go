@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -182,6 +184,17 @@ func TestRemoteRefusesAmbiguousHellos(t *testing.T) {
 		return m, rt
 	}
 
+	t.Run("plain HTTP with a slow body is answered and closed at once", func(t *testing.T) {
+		c := dialRaw(t, gw)
+		io.WriteString(c, "POST / HTTP/1.1\r\nHost: k\r\nContent-Length: 100000\r\n\r\nx")
+		br := bufio.NewReader(c)
+		res, body := readAnswer(t, c, br, 2*time.Second)
+		if res.StatusCode != 400 || !res.Close {
+			t.Fatalf("%d close=%v %s", res.StatusCode, res.Close, body)
+		}
+		errorText(t, body)
+		expectConnClosed(t, c, br, 2*time.Second)
+	})
 	t.Run("plain hello relayed", func(t *testing.T) {
 		m, _ := send(t, false, []byte(`{"hello":{"apiKey":"`+helloGood+`"}}`))
 		if m["hello"] != true {

@@ -172,6 +172,9 @@ func (rm *Remote) refuse(c *websocket.Conn, msgType int, code int, result, reaso
 // ServeHTTP upgrades the connection and runs the session.
 func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
+		if hasBody(r) {
+			refuseUnread(w, r, r.Body) // answer at once, do not drain a body nobody will read
+		}
 		apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "the remote-management face speaks websocket only: open a websocket and send a hello", nil))
 		return
 	}
