@@ -31,7 +31,8 @@ type clientBody struct {
 	rc http.ResponseController
 
 	mu       sync.Mutex
-	deadline bool // a read deadline is set on the connection for this body
+	deadline bool      // a read deadline is set on the connection for this body
+	until    time.Time // when it passes (zero: no deadline)
 	detached bool // the handler returned: the connection is no longer this request's to touch
 
 	done     atomic.Bool // io.EOF seen: the whole body was read
@@ -54,6 +55,17 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		b.timedOut.Store(true)
 	}
 	return n, err
+}
+
+// cutShort reports whether the body deadline ended the body: the failed read said so, or the
+// deadline has passed with the body incomplete. (The second covers a race: net/http cancels the
+// request's context inside the failing read, and a transport watching the context may give up
+// before that read returns.)
+func (b *clientBody) cutShort() bool {
+	if b.timedOut.Load() {
+		return true
+	}
+	return !b.done.Load() && !b.until.IsZero() && !time.Now().Before(b.until)
 }
 
 // detach is called when the handler returns; a transport goroutine still reading the body must not
@@ -86,8 +98,8 @@ func (g *Gateway) startBody(raw http.ResponseWriter, r *http.Request, st *state)
 	}
 	// The ResponseController is held by value: one allocation per body, none on requests without.
 	cb := &clientBody{ReadCloser: r.Body, rc: *http.NewResponseController(raw)}
-	if g.opt.BodyTimeout > 0 && cb.rc.SetReadDeadline(time.Now().Add(g.opt.BodyTimeout)) == nil {
-		cb.deadline = true
+	if until := time.Now().Add(g.opt.BodyTimeout); g.opt.BodyTimeout > 0 && cb.rc.SetReadDeadline(until) == nil {
+		cb.deadline, cb.until = true, until
 	}
 	st.body = cb
 	r.Body = cb
@@ -104,7 +116,7 @@ func bodyError(err error, st *state) *apierr.Error {
 	switch {
 	case errors.As(err, &mbe):
 		return tooLarge(mbe.Limit)
-	case st != nil && st.body != nil && st.body.timedOut.Load(), isTimeout(err):
+	case st != nil && st.body != nil && st.body.cutShort(), isTimeout(err):
 		return bodyTimeout()
 	}
 	return apierr.New(http.StatusBadRequest, "bad_request", "could not read the request body", err)

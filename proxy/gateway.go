@@ -299,7 +299,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		v, err := g.opt.Verifier.VerifyIngest(r, p, route)
 		st.signature = v.Signature
 		if err != nil {
-			if st.body != nil && st.body.timedOut.Load() {
+			if st.body != nil && st.body.cutShort() {
 				return bodyTimeout()
 			}
 			return err
@@ -418,7 +418,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	var mbe *http.MaxBytesError
 	var ne interface{ Timeout() bool }
 	switch {
-	case st != nil && st.body != nil && st.body.timedOut.Load():
+	case st != nil && st.body != nil && st.body.cutShort():
 		// Checked first: the failed read also cancelled the request's context.
 		e = bodyTimeout()
 	case errors.As(err, &mbe):
