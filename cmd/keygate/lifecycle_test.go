@@ -24,7 +24,7 @@ func TestCLILifecycle(t *testing.T) {
 		Expires *time.Time `json:"expires"`
 	}
 	if err := json.Unmarshal([]byte(out), &created); err != nil || created.Expires == nil ||
-		created.Expires.Sub(time.Now()) < 29*24*time.Hour || created.Expires.Sub(time.Now()) > 30*24*time.Hour {
+		time.Until(*created.Expires) < 29*24*time.Hour || time.Until(*created.Expires) > 30*24*time.Hour {
 		t.Fatalf("create --ttl 30d: %q (%v)", out, err)
 	}
 	for _, bad := range []string{"-1h", "soon", "0"} {
