@@ -309,9 +309,12 @@ type conn struct {
 	idleAt time.Time
 
 	// Read accounting, owned by the reading goroutine: limit is the header bytes left (-1 while
-	// reading a body), nread the bytes read in this round trip.
+	// reading a body), nread the bytes read in this round trip; armed is the header deadline still
+	// set (a request without a body clears it lazily, on the body's first network read). An idle
+	// connection whose deadline passed fails quiet() and is closed instead of reused.
 	limit int64
 	nread int64
+	armed bool
 	// nwrite is the bytes written in this round trip (by the writing goroutine).
 	nwrite int64
 
@@ -329,6 +332,12 @@ type conn struct {
 }
 
 func (c *conn) Read(p []byte) (int, error) {
+	if c.armed && c.limit < 0 {
+		// The header deadline stays set until the body needs the network: most bodies arrive with
+		// their headers, and the next round trip sets its own deadline (one call per request, not two).
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.armed = false
+	}
 	if c.limit >= 0 {
 		if c.limit == 0 {
 			return 0, errHeaderTooLarge
@@ -376,6 +385,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	timeout := c.t.opt.ResponseHeaderTimeout
 	var w *bodyWriter
 	if hasBody(req) {
+		if c.armed {
+			_ = c.nc.SetReadDeadline(time.Time{}) // the last request's, left for this one to clear
+			c.armed = false
+		}
 		w = c.startWriter(req, timeout)
 	} else {
 		err := req.Write(c.bw)
@@ -389,6 +402,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 		}
 		if timeout > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+			c.armed = true
 		}
 	}
 
@@ -429,10 +443,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request) (*http.Response
 	if w != nil {
 		c.mu.Lock()
 		c.awaitHeaders = false
+		if timeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}
 		c.mu.Unlock()
-	}
-	if timeout > 0 {
-		_ = c.nc.SetReadDeadline(time.Time{})
 	}
 	if err != nil {
 		stop()

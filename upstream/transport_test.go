@@ -303,3 +303,32 @@ func TestDialErrors(t *testing.T) {
 		t.Fatalf("dial past the deadline: %v", err)
 	}
 }
+
+// A header deadline left set on an idle connection (cleared lazily) must not fail the next request:
+// past it, the connection is not reused; before it, the next request sets its own.
+func TestHeaderDeadlineLeftOnIdleConnection(t *testing.T) {
+	u := startUpstream(t, serveEach(func(i int, r *http.Request, body string) string { return okResp(r.Method + body) }))
+	tr := New(Options{ResponseHeaderTimeout: 100 * time.Millisecond})
+	defer tr.CloseIdleConnections()
+	get := func() string {
+		t.Helper()
+		_, got, err := roundTrip(t, tr, httptestReq(u.url().String()+"/a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	get()
+	start := time.Now()
+	testutil.Eventually(t, 5*time.Second, func() bool { return time.Since(start) > 150*time.Millisecond }, "clock")
+	if got := get(); got != "GET" {
+		t.Fatalf("after the old deadline: %q", got)
+	}
+	req, _ := http.NewRequest("POST", u.url().String()+"/p", strings.NewReader("x"))
+	if _, got, err := roundTrip(t, tr, req); err != nil || got != "POSTx" {
+		t.Fatalf("POST on a connection with a GET's deadline: %q %v", got, err)
+	}
+	if n := u.accepted.Load(); n != 2 {
+		t.Fatalf("%d connections, want 2 (the first one not reused past its deadline)", n)
+	}
+}
