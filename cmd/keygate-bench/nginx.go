@@ -37,6 +37,7 @@ http {
     fastcgi_temp_path %[1]s/fastcgi;
     uwsgi_temp_path %[1]s/uwsgi;
     scgi_temp_path %[1]s/scgi;
+    map_hash_bucket_size 128;
     map $http_x_api_key $key_ok {
         default 0;
         "%[2]s" 1;
@@ -65,7 +66,9 @@ http {
 		return nil, "", err
 	}
 	if err := waitPort(addr); err != nil {
-		return nil, "", err
+		out, _ := os.ReadFile(filepath.Join(b.dir, "nginx.log"))
+		elog, _ := os.ReadFile(filepath.Join(dir, "logs", "error.log"))
+		return nil, "", fmt.Errorf("%w: %s %s", err, out, elog)
 	}
 	return cmd, addr, nil
 }
