@@ -113,6 +113,8 @@ type Gateway struct {
 	rp    *httputil.ReverseProxy
 	face  string
 	wpool sync.Pool
+	// idents caches identity header values by key id (see identity).
+	idents [256]atomic.Pointer[identityHeaders]
 }
 
 var _ http.Handler = (*Gateway)(nil)
@@ -204,6 +206,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.finish(r, sw, st, start)
 	sw.reset(nil)
+	sw.rec = accesslog.Record{}
 	g.wpool.Put(sw)
 }
 
@@ -389,12 +392,10 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	if st == nil {
 		return
 	}
-	p := st.principal
-	vals := make([]string, 3) // one allocation for the three header values
-	vals[0], vals[1], vals[2] = strconv.FormatInt(p.ProjectID, 10), p.Role.String(), strconv.FormatInt(p.KeyID, 10)
-	h[HeaderProject], h[HeaderRole], h[HeaderKeyID] = vals[0:1:1], vals[1:2:2], vals[2:3:3]
-	if p.Dev {
-		h[HeaderDev] = []string{"true"}
+	id := g.identity(st.principal)
+	h[HeaderProject], h[HeaderRole], h[HeaderKeyID] = id.vals[0:1:1], id.vals[1:2:2], id.vals[2:3:3]
+	if st.principal.Dev {
+		h[HeaderDev] = headerTrue
 	}
 	if st.signature != "" {
 		h[HeaderSignature] = []string{st.signature}
@@ -402,6 +403,30 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	if st.files != "" {
 		h[HeaderSignature+"-Files"] = []string{st.files}
 	}
+}
+
+// headerTrue is a shared header value: header values set here are never modified in place.
+var headerTrue = []string{"true"}
+
+// identityHeaders are one principal's identity header values, built once and shared read-only by
+// every request of that key (no per-request allocation for them).
+type identityHeaders struct {
+	keyID, project int64
+	role           keys.Role
+	vals           []string // project, role, key id
+}
+
+// identity returns p's header values from a small direct-mapped cache keyed by key id; a
+// collision or a changed principal just builds them again.
+func (g *Gateway) identity(p keys.Principal) *identityHeaders {
+	slot := &g.idents[uint64(p.KeyID)%uint64(len(g.idents))]
+	if id := slot.Load(); id != nil && id.keyID == p.KeyID && id.project == p.ProjectID && id.role == p.Role {
+		return id
+	}
+	id := &identityHeaders{keyID: p.KeyID, project: p.ProjectID, role: p.Role,
+		vals: []string{strconv.FormatInt(p.ProjectID, 10), p.Role.String(), strconv.FormatInt(p.KeyID, 10)}}
+	slot.Store(id)
+	return id
 }
 
 func joinPath(base, p string) string {
@@ -467,11 +492,13 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 		class = st.route.Class.Label()
 	}
 	if m := g.opt.Metrics; m != nil {
-		m.Requests.WithLabelValues(g.face, class, st.outcome).Inc()
-		m.Duration.WithLabelValues(g.face, class).Observe(d.Seconds())
+		s := m.series(g.face, class, st.outcome)
+		s.requests.Inc()
+		s.duration.Observe(d.Seconds())
 	}
 	if l := g.opt.AccessLog; l != nil {
-		rec := accesslog.Record{
+		rec := &sw.rec
+		*rec = accesslog.Record{
 			Time: start.Add(d), Face: g.face, Method: r.Method, Path: st.path, Outcome: st.outcome, Class: class,
 			Signature: st.signature, Status: sw.status, KeyID: st.principal.KeyID, Project: st.principal.ProjectID,
 			Duration: d, BytesOut: sw.bytes, BytesIn: r.ContentLength,
@@ -479,7 +506,7 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 		if st.err != nil {
 			rec.Error = st.err.Error()
 		}
-		l.Log(&rec)
+		l.Log(rec)
 	}
 }
 
@@ -489,6 +516,8 @@ type statusWriter struct {
 	status int
 	bytes  int64
 	wrote  bool
+	// rec is the request's access-log record, pooled with the writer.
+	rec accesslog.Record
 }
 
 func (s *statusWriter) reset(w http.ResponseWriter) {

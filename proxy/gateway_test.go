@@ -5,8 +5,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/policy"
 )
 
 // recordingTransport captures the outbound request the gateway builds.
@@ -84,4 +90,26 @@ func TestGatewayDecisionsAndRewrite(t *testing.T) {
 type ErrorBodyForTest struct {
 	Success bool   `json:"success"`
 	Error   string `json:"error"`
+}
+
+// The identity-header cache must never hand one key's values to another: a changed role or project
+// and two key ids sharing a slot each get their own values.
+func TestIdentityHeadersCache(t *testing.T) {
+	g := New(Options{Face: policy.FaceStudio, Upstream: &url.URL{Scheme: "http", Host: "127.0.0.1:1"}})
+	cases := []keys.Principal{
+		{KeyID: 1, ProjectID: 7, Role: keys.RoleAdmin},
+		{KeyID: 1, ProjectID: 7, Role: keys.RoleReadOnly},
+		{KeyID: 1, ProjectID: 8, Role: keys.RoleReadOnly},
+		{KeyID: 257, ProjectID: 9, Role: keys.RoleAdmin}, // same slot as key 1
+		{KeyID: 1, ProjectID: 8, Role: keys.RoleReadOnly},
+	}
+	for _, p := range cases {
+		for range 2 { // built, then from the cache
+			got := g.identity(p).vals
+			want := []string{strconv.FormatInt(p.ProjectID, 10), p.Role.String(), strconv.FormatInt(p.KeyID, 10)}
+			if !slices.Equal(got, want) {
+				t.Fatalf("principal %+v: identity headers %v, want %v", p, got, want)
+			}
+		}
+	}
 }

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"sync"
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/cache"
@@ -23,6 +26,54 @@ type Metrics struct {
 	LimiterFallback prometheus.Counter
 	// ReplayFallback counts replay checks made in memory because Redis was unreachable.
 	ReplayFallback prometheus.Counter
+
+	// children holds the per-request series resolved once per (face, class, outcome):
+	// WithLabelValues hashes and validates its labels and locks the vector on every call. The map
+	// is copied on a miss (a handful of times per process) and read without a lock.
+	children atomic.Pointer[map[seriesKey]series]
+	mu       sync.Mutex
+}
+
+type seriesKey struct{ face, class, outcome string }
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// series returns the request counter and duration histogram of one (face, class, outcome).
+func (m *Metrics) series(face, class, outcome string) series {
+	k := seriesKey{face, class, outcome}
+	if cur := m.children.Load(); cur != nil {
+		if s, ok := (*cur)[k]; ok {
+			return s
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := m.children.Load()
+	if old != nil {
+		if s, ok := (*old)[k]; ok {
+			return s
+		}
+	}
+	next := make(map[seriesKey]series, 1+lenOf(old))
+	if old != nil {
+		for k, v := range *old {
+			next[k] = v
+		}
+	}
+	s := series{m.Requests.WithLabelValues(face, class, outcome), m.Duration.WithLabelValues(face, class)}
+	next[k] = s
+	m.children.Store(&next)
+	return s
+}
+
+func lenOf(m *map[seriesKey]series) int {
+	if m == nil {
+		return 0
+	}
+	return len(*m)
 }
 
 // NewMetrics registers the gateway's metrics with reg.
