@@ -34,10 +34,45 @@ type Project struct {
 type projEntry struct {
 	p       Project
 	fetched time.Time
+	// hmac is the key list p was built from, kept so that deleting one key rebuilds the index
+	// without reading the project again.
+	hmac []keys.HMACKey
 	// until is the earliest end of a rolled secret's grace (zero: none): the entry is not used past
 	// it, so the cache TTL never extends a grace. current is p without the rolled secrets.
 	until   time.Time
 	current Project
+}
+
+// newProjEntry indexes a project's keys as read at fetched: the development key first among the
+// unbound ones, and the secrets replaced by a roll while their grace lasts, bound like their key.
+func newProjEntry(hk []keys.HMACKey, st keys.ProjectSettings, fetched time.Time) projEntry {
+	var ring []verify.RingKey
+	for _, k := range hk {
+		rk := verify.RingKey{ID: k.ID, Secret: []byte(k.Secret), Devices: k.Devices}
+		if k.IsDevelopmentKey {
+			ring = append([]verify.RingKey{rk}, ring...)
+		} else {
+			ring = append(ring, rk)
+		}
+	}
+	p := Project{Settings: st}
+	if len(ring) > 0 {
+		p.Keys = verify.NewKeyRing(ring)
+	}
+	entry := projEntry{fetched: fetched, current: p, p: p, hmac: hk}
+	var prev []verify.RingKey
+	for _, k := range hk {
+		if k.Previous != "" && k.PreviousUntil.After(fetched) {
+			if entry.until.IsZero() || k.PreviousUntil.Before(entry.until) {
+				entry.until = k.PreviousUntil
+			}
+			prev = append(prev, verify.RingKey{ID: k.ID, Secret: []byte(k.Previous), Devices: k.Devices})
+		}
+	}
+	if len(prev) > 0 {
+		entry.p = Project{Settings: st, Keys: verify.NewKeyRing(append(slices.Clone(ring), prev...))}
+	}
+	return entry
 }
 
 // fresh says whether the entry may be served at now without asking the store.
@@ -131,32 +166,7 @@ func (c *Projects) load(ctx context.Context, pid int64) (Project, error) {
 			return nil, err
 		}
 		c.failing.Store(false)
-		var ring []verify.RingKey
-		for _, k := range hk {
-			rk := verify.RingKey{ID: k.ID, Secret: []byte(k.Secret), Devices: k.Devices}
-			if k.IsDevelopmentKey {
-				ring = append([]verify.RingKey{rk}, ring...)
-			} else {
-				ring = append(ring, rk)
-			}
-		}
-		p := Project{Settings: st}
-		if len(ring) > 0 {
-			p.Keys = verify.NewKeyRing(ring)
-		}
-		entry := projEntry{fetched: c.opt.Now(), current: p, p: p}
-		var prev []verify.RingKey
-		for _, k := range hk {
-			if k.Previous != "" && k.PreviousUntil.After(entry.fetched) {
-				if entry.until.IsZero() || k.PreviousUntil.Before(entry.until) {
-					entry.until = k.PreviousUntil
-				}
-				prev = append(prev, verify.RingKey{ID: k.ID, Secret: []byte(k.Previous), Devices: k.Devices})
-			}
-		}
-		if len(prev) > 0 {
-			entry.p = Project{Settings: st, Keys: verify.NewKeyRing(append(slices.Clone(ring), prev...))}
-		}
+		entry := newProjEntry(hk, st, c.opt.Now())
 		c.mu.Lock()
 		if c.gen == gen { // not invalidated while reading
 			if len(c.m) >= c.opt.Size {
@@ -196,7 +206,16 @@ func (c *Projects) Apply(e keys.Event) {
 	case keys.EventHMACChanged, keys.EventSettingsChanged:
 		c.mu.Lock()
 		c.gen++
-		delete(c.m, e.ProjectID)
+		old, ok := c.m[e.ProjectID]
+		if ok && e.Kind == keys.EventHMACChanged && e.HMACKeyID != 0 {
+			// One key deleted (a device's key revoked): drop it from the index, under the lock so no
+			// Get sees it after this returns, and keep every other key without a store read — a
+			// 10,000-key project re-read costs ~60 ms, an index rebuild a few.
+			kept := slices.DeleteFunc(slices.Clone(old.hmac), func(k keys.HMACKey) bool { return k.ID == e.HMACKeyID })
+			c.m[e.ProjectID] = newProjEntry(kept, old.p.Settings, old.fetched)
+		} else {
+			delete(c.m, e.ProjectID)
+		}
 		c.mu.Unlock()
 	}
 }

@@ -160,3 +160,90 @@ func TestProjectsFailingStoreDoesNotHoldRequests(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, func() bool { got, err := p.Get(ctx, 1); return err == nil && got.Settings.Limit.Rate == 7 },
 		"the project was not read again after the store came back")
 }
+
+// boundKeys returns n HMAC keys, key i bound to device dev-i with secret key-i.
+func boundKeys(pid int64, n int) []keys.HMACKey {
+	out := make([]keys.HMACKey, n)
+	for i := range out {
+		out[i] = keys.HMACKey{ID: int64(i + 1), ProjectID: pid, Secret: fmt.Sprintf("key-%d", i+1), Devices: []string{fmt.Sprintf("dev-%d", i+1)}}
+	}
+	return out
+}
+
+// signedBy verifies a sample of device signed with secret against the project as cached.
+func signedBy(t testing.TB, p *Projects, pid int64, secret, device string) error {
+	t.Helper()
+	proj, err := p.Get(context.Background(), pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := fmt.Appendf(nil, `{"protected":{"ver":"v1","alg":"HS256"},"signature":"","payload":{"device_name":%q,"values":[]}}`, device)
+	body, err := verify.Sign(raw, verify.FormatJSON, []byte(secret), verify.SignOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := verify.ParseFull(body, verify.FormatJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = proj.Keys.Verify(&s, body, false)
+	return err
+}
+
+// TestProjectsOneDeviceKeyRevoked: deleting one device's key takes it out of the cached index at
+// once and keeps every other key, without reading the project again; any other HMAC change still
+// drops the project.
+func TestProjectsOneDeviceKeyRevoked(t *testing.T) {
+	store := newProjectTable()
+	store.hmac[1] = boundKeys(1, 1000)
+	c := NewProjects(store, Options{TTL: time.Hour})
+	for _, id := range []int{5, 6, 1000} {
+		if err := signedBy(t, c, 1, fmt.Sprintf("key-%d", id), fmt.Sprintf("dev-%d", id)); err != nil {
+			t.Fatalf("device %d before: %v", id, err)
+		}
+	}
+	store.mu.Lock()
+	store.hmac[1] = slices.DeleteFunc(store.hmac[1], func(k keys.HMACKey) bool { return k.ID == 5 })
+	store.mu.Unlock()
+	c.Apply(keys.Event{Kind: keys.EventHMACChanged, ProjectID: 1, HMACKeyID: 5})
+	tests := []struct {
+		name string
+		id   int
+		want error
+	}{
+		{"the revoked device's key", 5, verify.ErrWrongDevice},
+		{"its neighbour", 6, nil},
+		{"the last device", 1000, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := signedBy(t, c, 1, fmt.Sprintf("key-%d", tc.id), fmt.Sprintf("dev-%d", tc.id)); !errors.Is(err, tc.want) && (err != nil || tc.want != nil) {
+				t.Errorf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if n := store.callsFor(1); n != 1 {
+		t.Errorf("%d store reads, want 1: a revocation must not re-read the project", n)
+	}
+	c.Apply(keys.Event{Kind: keys.EventHMACChanged, ProjectID: 1})
+	signedBy(t, c, 1, "key-6", "dev-6")
+	if n := store.callsFor(1); n != 2 {
+		t.Errorf("%d store reads after a change without a key id, want 2", n)
+	}
+}
+
+// BenchmarkProjectsRevokeOne: what revoking one device's key costs a replica of a 10,000-key
+// project (the index rebuilt under the cache's lock).
+func BenchmarkProjectsRevokeOne(b *testing.B) {
+	store := newProjectTable()
+	store.hmac[1] = boundKeys(1, 10000)
+	c := NewProjects(store, Options{TTL: time.Hour})
+	if _, err := c.Get(context.Background(), 1); err != nil {
+		b.Fatal(err)
+	}
+	id := int64(0)
+	for b.Loop() {
+		id++
+		c.Apply(keys.Event{Kind: keys.EventHMACChanged, ProjectID: 1, HMACKeyID: id})
+	}
+}

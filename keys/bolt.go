@@ -382,7 +382,7 @@ func (s *BoltStore) DeleteHMACKey(_ context.Context, projectID, id int64) error 
 	if err != nil {
 		return fmt.Errorf("delete hmac key %d: %w", id, err)
 	}
-	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: projectID})
+	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: projectID, HMACKeyID: id})
 	return nil
 }
 

@@ -426,7 +426,8 @@ const (
 	EventRevoked
 	// EventKeyChanged: an API key's principal changed (the development flag moved); Hash says which.
 	EventKeyChanged
-	// EventHMACChanged: a project's HMAC keys changed.
+	// EventHMACChanged: a project's HMAC keys changed. HMACKeyID names the key when the change was
+	// the deletion of that one key (caches drop it and keep the rest); 0 means "read them again".
 	EventHMACChanged
 	// EventSettingsChanged: a project's settings changed.
 	EventSettingsChanged
@@ -437,4 +438,5 @@ type Event struct {
 	Kind      EventKind
 	ProjectID int64
 	Hash      Hash
+	HMACKeyID int64
 }

@@ -167,6 +167,9 @@ func (s *RedisStore) publish(ctx context.Context, e Event) error {
 		msg = "k:" + pid + ":" + e.Hash.String()
 	case EventHMACChanged:
 		msg = "h:" + pid
+		if e.HMACKeyID != 0 {
+			msg += ":" + strconv.FormatInt(e.HMACKeyID, 10)
+		}
 	case EventSettingsChanged:
 		msg = "s:" + pid
 	default:
@@ -204,6 +207,13 @@ func parseEvent(msg string) (Event, bool) {
 		}
 	case "h":
 		e.Kind = EventHMACChanged
+		if len(parts) == 3 {
+			id, err := strconv.ParseInt(parts[2], 10, 64)
+			if err != nil || id <= 0 {
+				return Event{}, false
+			}
+			e.HMACKeyID = id
+		}
 	case "s":
 		e.Kind = EventSettingsChanged
 	default:
@@ -528,7 +538,7 @@ func (s *RedisStore) DeleteHMACKey(ctx context.Context, projectID, id int64) err
 	if n == 0 {
 		return fmt.Errorf("delete hmac key %d: %w", id, ErrNotFound)
 	}
-	return s.publish(ctx, Event{Kind: EventHMACChanged, ProjectID: projectID})
+	return s.publish(ctx, Event{Kind: EventHMACChanged, ProjectID: projectID, HMACKeyID: id})
 }
 
 // Settings implements Store.

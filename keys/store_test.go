@@ -362,6 +362,10 @@ func TestStoreConformance(t *testing.T) {
 				if err := s.DeleteHMACKey(ctx, 1, a.ID); err != nil {
 					t.Fatal(err)
 				}
+				// A deletion names its key, so caches drop that one and keep the rest.
+				waitEvent(t, events, func(e Event) bool {
+					return e.Kind == EventHMACChanged && e.ProjectID == 1 && e.HMACKeyID == a.ID
+				})
 				if err := s.DeleteHMACKey(ctx, 1, a.ID); !errors.Is(err, ErrNotFound) {
 					t.Errorf("second delete: %v", err)
 				}

@@ -168,6 +168,31 @@ func TestDeviceBoundKeys(t *testing.T) {
 			t.Errorf(`keygate_signature_results_total{result="unbound_key"} = %s, want 1`, got)
 		}
 	})
+	t.Run("revoking one device's key reaches every replica and no other device", func(t *testing.T) {
+		list, err := store.ListHMACKeys(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		for _, k := range list {
+			if k.Name == "dev-a" {
+				id = k.ID
+			}
+		}
+		if err := store.DeleteHMACKey(ctx, 1, id); err != nil {
+			t.Fatal(err)
+		}
+		for name, replica := range map[string]gw{"reject": g, "mark": mark} {
+			var r resp
+			testutil.Eventually(t, 5*time.Second, func() bool {
+				r = post(replica, deviceSample(t, "key-dev-a", "dev-a", verify.FormatJSON), "application/json")
+				return r.status == 401 || up.last().Header.Get("X-Keygate-Signature") == "wrong_device"
+			}, "replica %s still accepts the revoked key: %d %s", name, r.status, r.body)
+			if r := post(replica, deviceSample(t, "key-line-3", "line-3-09", verify.FormatJSON), "application/json"); r.status != 200 {
+				t.Errorf("replica %s: another device after the revocation: %d %s", name, r.status, r.body)
+			}
+		}
+	})
 }
 
 func TestDeviceBindingAPI(t *testing.T) {
