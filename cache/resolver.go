@@ -256,6 +256,7 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 			defer r.mu.Unlock()
 			if r.current(h, start) {
 				r.neg.Add(h, now)
+				r.trimNegative(now)
 				r.pos.Remove(h)
 			}
 			return nil, ErrUnknownKey
@@ -272,6 +273,19 @@ func (r *Resolver) fill(ctx context.Context, h keys.Hash) (keys.Principal, error
 		return keys.Principal{}, err
 	}
 	return v.(keys.Principal), nil
+}
+
+// trimNegative drops up to two expired entries from the old end of the negative cache, so that a
+// flood of distinct unknown keys holds about rate × NegativeTTL entries rather than filling the
+// cache to NegativeSize with answers nobody may use again. The caller holds r.mu.
+func (r *Resolver) trimNegative(now time.Time) {
+	for i := 0; i < 2; i++ {
+		h, at, ok := r.neg.GetOldest()
+		if !ok || now.Sub(at) < r.opt.NegativeTTL {
+			return
+		}
+		r.neg.Remove(h)
+	}
 }
 
 // probe starts one background lookup of h unless one is running or the store is in its backoff:

@@ -507,3 +507,25 @@ func TestFailingStoreFailsMissesFast(t *testing.T) {
 	testutil.Eventually(t, 5*time.Second, func() bool { p, err := r.Resolve(ctx, k); return err == nil && p.KeyID == 9 },
 		"the key does not resolve after the store came back")
 }
+
+// TestNegativeCacheHoldsOnlyLiveEntries: a flood of distinct unknown keys keeps about
+// rate × NegativeTTL entries, not NegativeSize: expired ones are dropped as new ones come.
+func TestNegativeCacheHoldsOnlyLiveEntries(t *testing.T) {
+	r, _, c, _, _ := setup(t) // NegativeTTL 10s
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ { // 1000 unknown keys over 100 s: 10 a second
+		k, _ := keys.GenerateAPIKey()
+		if _, err := r.Resolve(ctx, k); !errors.Is(err, ErrUnknownKey) {
+			t.Fatal(err)
+		}
+		c.Advance(100 * time.Millisecond)
+	}
+	if n := r.neg.Len(); n > 110 {
+		t.Errorf("%d negative entries after 1000 unknown keys at 10/s with a 10 s TTL, want about 100", n)
+	}
+	k, _ := keys.GenerateAPIKey()
+	r.Resolve(ctx, k)
+	if _, ok := r.neg.Peek(keys.HashKey(k)); !ok {
+		t.Error("the newest unknown key is not remembered")
+	}
+}
