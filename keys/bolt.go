@@ -506,7 +506,7 @@ func (s *BoltStore) RollAPIKey(_ context.Context, projectID, id int64, newKey st
 				return err
 			}
 		}
-		changed = rec.hashes()
+		changed = []Hash{nh}
 		if err := ix.Put(nh[:], k); err != nil {
 			return err
 		}
@@ -520,6 +520,9 @@ func (s *BoltStore) RollAPIKey(_ context.Context, projectID, id int64, newKey st
 	}
 	for _, h := range changed {
 		s.events.publish(Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: h})
+	}
+	if oh, err := ParseHash(rec.OldHash); err == nil {
+		s.events.publish(Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: oh, GraceUntil: rec.OldUntil.UnixMilli()})
 	}
 	return rec.apiKey(s.sealer)
 }

@@ -439,4 +439,7 @@ type Event struct {
 	ProjectID int64
 	Hash      Hash
 	HMACKeyID int64
+	// GraceUntil (unix ms), on EventKeyChanged, says Hash is a secret replaced by a roll that stops
+	// working then: whoever holds a session opened with it (remote management) ends it then.
+	GraceUntil int64
 }

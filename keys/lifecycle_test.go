@@ -123,7 +123,10 @@ func TestStoreLifecycle(t *testing.T) {
 					t.Errorf("rolled until %v, want %v", rolled.RolledUntil, want)
 				}
 				waitEvent(t, events, func(e Event) bool { return e.Kind == EventKeyChanged && e.Hash == HashKey(k2) })
-				waitEvent(t, events, func(e Event) bool { return e.Kind == EventKeyChanged && e.Hash == HashKey(k1) })
+				graceEnd := clock.Now().Add(time.Hour).UnixMilli()
+				waitEvent(t, events, func(e Event) bool {
+					return e.Kind == EventKeyChanged && e.Hash == HashKey(k1) && e.GraceUntil == graceEnd
+				})
 				p1, err := s.LookupAPIKey(ctx, HashKey(k1))
 				if err != nil || p1.KeyID != ak.ID || p1.GraceUntil != clock.Now().Add(time.Hour).UnixMilli() {
 					t.Fatalf("old secret during grace = %+v, %v", p1, err)

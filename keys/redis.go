@@ -165,6 +165,13 @@ func (s *RedisStore) publish(ctx context.Context, e Event) error {
 		msg = "r:" + pid + ":" + e.Hash.String()
 	case EventKeyChanged:
 		msg = "k:" + pid + ":" + e.Hash.String()
+		if e.GraceUntil != 0 {
+			// "g" carries the grace's end; replicas that do not know "g" still get the "k" above.
+			if err := s.rdb.Publish(ctx, EventsChannel, msg).Err(); err != nil {
+				return fmt.Errorf("announce change: %w", err)
+			}
+			msg = "g:" + pid + ":" + e.Hash.String() + ":" + strconv.FormatInt(e.GraceUntil, 10)
+		}
 	case EventHMACChanged:
 		msg = "h:" + pid
 		if e.HMACKeyID != 0 {
@@ -192,6 +199,16 @@ func parseEvent(msg string) (Event, bool) {
 	}
 	e := Event{ProjectID: pid}
 	switch parts[0] {
+	case "g":
+		if len(parts) != 4 {
+			return Event{}, false
+		}
+		h, err := ParseHash(parts[2])
+		until, uerr := strconv.ParseInt(parts[3], 10, 64)
+		if err != nil || uerr != nil || until <= 0 {
+			return Event{}, false
+		}
+		e.Kind, e.Hash, e.GraceUntil = EventKeyChanged, h, until
 	case "r", "k":
 		if len(parts) != 3 {
 			return Event{}, false
@@ -729,8 +746,9 @@ func (s *RedisStore) RollAPIKey(ctx context.Context, projectID, id int64, newKey
 	for _, h := range dead {
 		_ = s.publish(ctx, Event{Kind: EventRevoked, ProjectID: projectID, Hash: h})
 	}
-	for _, h := range rec.hashes() {
-		_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: h})
+	_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: nh})
+	if oh, err := ParseHash(rec.OldHash); err == nil {
+		_ = s.publish(ctx, Event{Kind: EventKeyChanged, ProjectID: projectID, Hash: oh, GraceUntil: rec.OldUntil.UnixMilli()})
 	}
 	return rec.apiKey(s.sealer)
 }

@@ -260,11 +260,31 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rm.count("accepted")
 	start := time.Now()
 	rm.opt.Log.Info("remote session open", "project", p.ProjectID, "key_id", p.KeyID, "device", s.deviceID, "encoding", encodingName(msgType))
+	if at, reason := keyDeadline(p); !at.IsZero() {
+		// The key expires, or (a rolled secret) its grace ends, during the session: end it then, as a
+		// revocation would, on every replica alike (no announcement is needed for a deadline).
+		t := time.AfterFunc(time.Until(at), func() {
+			rm.opt.Log.Info("remote session closed: "+reason, "project", p.ProjectID, "key_id", p.KeyID, "device", s.deviceID)
+			s.close(websocket.ClosePolicyViolation, reason)
+		})
+		defer t.Stop()
+	}
 	dev.SetReadLimit(0)
 	_ = dev.SetReadDeadline(time.Now().Add(rm.opt.IdleTimeout))
 	why := rm.relay(s)
 	s.close(websocket.CloseNormalClosure, "")
 	rm.opt.Log.Info("remote session closed", "project", p.ProjectID, "key_id", p.KeyID, "device", s.deviceID, "duration", time.Since(start), "reason", why)
+}
+
+// keyDeadline is when a principal stops working (zero: never) and the close reason then.
+func keyDeadline(p keys.Principal) (time.Time, string) {
+	switch {
+	case p.GraceUntil != 0 && (p.Expires == 0 || p.GraceUntil <= p.Expires):
+		return time.UnixMilli(p.GraceUntil), "API key revoked"
+	case p.Expires != 0:
+		return time.UnixMilli(p.Expires), "API key expired"
+	}
+	return time.Time{}, ""
 }
 
 func encodingName(t int) string {
@@ -418,7 +438,8 @@ func (rm *Remote) leave(s *session) {
 
 // Apply ends the open sessions of a revoked key (the store's announcements).
 func (rm *Remote) Apply(e keys.Event) {
-	if e.Kind != keys.EventRevoked {
+	graceEnds := e.Kind == keys.EventKeyChanged && e.GraceUntil != 0
+	if e.Kind != keys.EventRevoked && !graceEnds {
 		return
 	}
 	rm.mu.Lock()
@@ -427,6 +448,17 @@ func (rm *Remote) Apply(e keys.Event) {
 		victims = append(victims, s)
 	}
 	rm.mu.Unlock()
+	if graceEnds {
+		// The session's secret was replaced by a roll: it ends when the grace does.
+		at := time.UnixMilli(e.GraceUntil)
+		for _, s := range victims {
+			time.AfterFunc(time.Until(at), func() {
+				rm.opt.Log.Info("remote session closed: rolled key's grace ended", "project", s.p.ProjectID, "key_id", s.p.KeyID, "device", s.deviceID)
+				s.close(websocket.ClosePolicyViolation, "API key revoked")
+			})
+		}
+		return
+	}
 	for _, s := range victims {
 		rm.opt.Log.Info("remote session closed: key revoked", "project", s.p.ProjectID, "key_id", s.p.KeyID, "device", s.deviceID)
 		s.close(websocket.ClosePolicyViolation, "API key revoked")

@@ -263,6 +263,33 @@ func TestRemoteManagement(t *testing.T) {
 		}
 		t.Logf("session closed %v after the revocation", time.Since(start))
 	})
+	t.Run("a key's expiry and a rolled secret's grace end live sessions", func(t *testing.T) {
+		short, _ := keys.GenerateAPIKey()
+		if _, err := store.CreateAPIKey(context.Background(), keys.NewAPIKey{ProjectID: 1, Name: "short", Role: keys.RoleIngestion, Key: short, TTL: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		rolling, rk := mkKey(t, store, 1, keys.RoleIngestion)
+		sessions := map[string]*websocket.Conn{}
+		for name, key := range map[string]string{"API key expired": short, "API key revoked": rolling} {
+			c := dialRemote(t, remoteAddr)
+			c.WriteMessage(websocket.TextMessage, jsonHello(key, "dev-"+name))
+			if m, _ := readJSON(t, c); m["hello"] != true {
+				t.Fatal(name, m)
+			}
+			sessions[name] = c
+		}
+		newSecret, _ := keys.GenerateAPIKey()
+		if _, err := store.RollAPIKey(context.Background(), 1, rk.ID, newSecret, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		// The expiring key's session ends at its deadline on its own; the rolled secret's learns its
+		// grace from the roll's announcement and ends with it.
+		for reason, c := range sessions {
+			if why := expectClosed(t, c, 5*time.Second); why != reason {
+				t.Errorf("session closed with %q, want %q", why, reason)
+			}
+		}
+	})
 	t.Run("one session per device", func(t *testing.T) {
 		a := dialRemote(t, remoteAddr)
 		a.WriteMessage(websocket.TextMessage, jsonHello(ing, "dev-dup"))
