@@ -56,8 +56,10 @@ type Verdict struct {
 	Files []string
 	// Device is the device_name of a verified sample, for the per-device rate limit.
 	Device string
-	// Release, when non-nil, is called if the upstream does not take the request, so a device's
-	// retry is not refused as a replay.
+	// Release, when non-nil, forgets the replay marks this verdict recorded. The gateway calls it
+	// only when the upstream certainly did not take the sample (the request failed before the
+	// body's last byte was taken, or the upstream answered 5xx), so a device's retry is not refused
+	// as a replay while a replay after a hang-up still is (docs/security.md, Replay marks).
 	Release func()
 }
 
