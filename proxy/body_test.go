@@ -549,3 +549,28 @@ func testReplayMarks(t *testing.T, kind string) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestRefusedUploadSeenByClient: an ordinary client uploading without a key reads the 401, not a
+// reset, while keygate closes the connection instead of draining the upload.
+func TestRefusedUploadSeenByClient(t *testing.T) {
+	fx := newCatalogueFixture(t, nil)
+	for _, size := range []int{10, 1 << 20, 20 << 20} {
+		t.Run(strconv.Itoa(size), func(t *testing.T) {
+			for range 3 {
+				r, _ := http.NewRequest("POST", fx.studio.URL+"/v1/api/1/raw-data/3/rename", bytes.NewReader(make([]byte, size)))
+				res, err := http.DefaultClient.Do(r)
+				if err != nil {
+					t.Fatalf("the client did not read the answer: %v", err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if res.StatusCode != 401 || !strings.Contains(errorText(t, body), "missing x-api-key") {
+					t.Fatalf("%d %s", res.StatusCode, body)
+				}
+			}
+		})
+	}
+	if got := fx.upstream.take(); len(got) != 0 {
+		t.Errorf("the upstream received %d requests", len(got))
+	}
+}
