@@ -90,20 +90,24 @@ func New(cfg Config, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := build(cfg, opt, store)
-	if err != nil {
+	s := &Server{cfg: cfg, opt: opt, log: opt.Log, store: store, reg: prometheus.NewRegistry()}
+	if err := s.build(); err != nil {
+		if s.accessLog != nil {
+			s.accessLog.Close()
+		}
 		store.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
-	log := opt.Log
+// build makes every part of s from its configuration; what it started (the access log's flusher)
+// is stopped by New when it fails.
+func (s *Server) build() error {
+	cfg, opt, store, log := s.cfg, s.opt, s.store, s.log
 	if cfg.MasterKey == "" {
 		WarnPlaintext(log)
 	}
-	s := &Server{cfg: cfg, opt: opt, log: log, store: store, reg: prometheus.NewRegistry()}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(s.reg)
 	resolver := cache.NewResolver(store, cache.Options{
@@ -152,10 +156,10 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 	if cfg.ServiceTokenFile != "" {
 		tok, err := admin.LoadServiceToken(cfg.ServiceTokenFile, log)
 		if err != nil {
-			return nil, ConfigErrorf("%v", err)
+			return ConfigErrorf("%v", err)
 		}
 		if s.handout, err = admin.NewHandout(admin.HandoutOptions{Store: store, Token: tok, Metrics: s.reg, Log: log}); err != nil {
-			return nil, err
+			return err
 		}
 		log.Info("development-key hand-out on the ops listener", "path", "/internal/projects/{projectId}/devkeys")
 	}
@@ -172,7 +176,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 		}
 		up, err := url.Parse(f.upstream)
 		if err != nil {
-			return nil, ConfigErrorf("%s upstream: %v", f.name, err)
+			return ConfigErrorf("%s upstream: %v", f.name, err)
 		}
 		opt := proxy.Options{
 			Face: f.face, Upstream: up, Resolver: resolver, Usage: s.usage, Transport: transport,
@@ -191,7 +195,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 	} else {
 		up, err := url.Parse(cfg.RemoteUpstream)
 		if err != nil {
-			return nil, ConfigErrorf("remote upstream: %v", err)
+			return ConfigErrorf("remote upstream: %v", err)
 		}
 		s.remote = proxy.NewRemote(proxy.RemoteOptions{
 			Upstream: up, Resolver: resolver, HelloTimeout: cfg.RemoteHelloTimeout, IdleTimeout: cfg.RemoteIdleTimeout,
@@ -201,7 +205,7 @@ func build(cfg Config, opt Options, store keys.Store) (*Server, error) {
 		s.sinks = append(s.sinks, s.remote)
 		s.faces = append(s.faces, face{"remote", cfg.RemoteListen, s.remote})
 	}
-	return s, nil
+	return nil
 }
 
 // background is one goroutine of a running keygate, stopped on its own so the drain can order them.
