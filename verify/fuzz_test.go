@@ -23,6 +23,15 @@ func checkParse(t *testing.T, body []byte, f Format) {
 	if !bytes.Equal(orig, body) {
 		t.Fatal("Parse changed the body")
 	}
+	// ParseFull's fast path and its whole-file walk name the same device whenever both accept.
+	if full, err := ParseFull(body, f); err == nil {
+		if walked, werr := parse(body, f, true); werr == nil && walked.DeviceName != full.DeviceName {
+			t.Fatalf("ParseFull says device %q, the whole walk %q", full.DeviceName, walked.DeviceName)
+		}
+	}
+	if !bytes.Equal(orig, body) {
+		t.Fatal("ParseFull changed the body")
+	}
 }
 
 func addSeeds(f *testing.F, names ...string) {

@@ -384,6 +384,7 @@ func (j *jsonScanner) payload(s *Sample, stopAtValues bool) (stopped bool, err e
 		case "values":
 			if stopAtValues {
 				stopped = true
+				s.valuesOff = j.off
 				return true, nil
 			}
 			if _, _, err := j.skip(); err != nil {
