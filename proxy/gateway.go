@@ -4,11 +4,15 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -107,6 +111,10 @@ type Options struct {
 	Metrics *Metrics
 	// AccessLog, when set, gets one line per request (accesslog.Writer).
 	AccessLog AccessLogger
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (KEYGATE_TRUSTED_PROXIES): a
+	// request from one is attributed to the right-most address in the header that is not itself a
+	// trusted proxy. Empty: the peer's address, whatever the header says.
+	TrustedProxies []netip.Prefix
 }
 
 // Gateway is one face's handler.
@@ -131,6 +139,9 @@ const (
 	identityPrefix  = "X-Keygate-"
 	headerAPIKey    = "X-Api-Key"
 	headerNosniff   = "X-Content-Type-Options"
+	// HeaderRequestID carries the request's id: the client's when well-formed, else keygate's own;
+	// forwarded upstream and returned on every answer.
+	HeaderRequestID = "X-Request-Id"
 )
 
 // nosniff is the X-Content-Type-Options value, shared so setting it allocates nothing (a header
@@ -150,6 +161,8 @@ func New(opt Options) *Gateway {
 			// handle set nosniff on the answer already (nosniff is its only value): the
 			// upstream's copy would only duplicate it.
 			delete(res.Header, headerNosniff)
+			// The answer carries keygate's X-Request-Id (set before forwarding), not a second one.
+			delete(res.Header, HeaderRequestID)
 			// A 5xx says the upstream did not keep the sample: the device's retry is not a replay.
 			if res.StatusCode >= 500 {
 				if st, _ := res.Request.Context().Value(stateKey{}).(*state); st != nil && st.release != nil {
@@ -176,6 +189,10 @@ type state struct {
 	release   func()
 	outcome   string
 	err       error
+	// requestID is the X-Request-Id value set on the answer and forwarded (a one-element slice,
+	// backed by ridBuf when keygate made the id).
+	requestID []string
+	ridBuf    [1]string
 	// body is the client's body once keygate started reading it (nil before, or without a body).
 	body *clientBody
 	// wrote is set once the upstream transport has taken the whole body (read it to its end): from
@@ -191,6 +208,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sw := g.wpool.Get().(*statusWriter)
 	sw.reset(w)
 	st := &state{}
+	st.requestID = requestID(r.Header, &st.ridBuf)
+	w.Header()[HeaderRequestID] = st.requestID
 	declared, raw := hasBody(r), r.Body
 	if err := g.handle(sw, r, st); err != nil {
 		var e *apierr.Error
@@ -274,7 +293,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
 	}
 	if g.opt.Usage != nil {
-		g.opt.Usage.Touch(p, time.Now(), ClientIP(r))
+		g.opt.Usage.Touch(p, time.Now(), g.clientIP(r))
 	}
 
 	// 4. limit.
@@ -357,6 +376,105 @@ func ClientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
+// clientIP is ClientIP, or with trusted proxies configured the address X-Forwarded-For names.
+func (g *Gateway) clientIP(r *http.Request) string {
+	peer := ClientIP(r)
+	if len(g.opt.TrustedProxies) == 0 {
+		return peer
+	}
+	return ForwardedClientIP(peer, r.Header["X-Forwarded-For"], g.opt.TrustedProxies)
+}
+
+// ForwardedClientIP walks X-Forwarded-For from the right while each hop is a trusted proxy and
+// returns the first address that is not (or the left-most, if all are). A peer that is not
+// trusted, or a malformed entry, ends the walk: nothing further left can be believed.
+func ForwardedClientIP(peer string, xff []string, trusted []netip.Prefix) string {
+	addr, err := netip.ParseAddr(peer)
+	if err != nil || !inPrefixes(addr.Unmap(), trusted) {
+		return peer
+	}
+	ip := peer
+	for i := len(xff) - 1; i >= 0; i-- {
+		line := xff[i]
+		for line != "" {
+			j := strings.LastIndexByte(line, ',')
+			hop := strings.TrimSpace(line[j+1:])
+			if j < 0 {
+				line = ""
+			} else {
+				line = line[:j]
+			}
+			a, err := netip.ParseAddr(hop)
+			if err != nil {
+				return ip
+			}
+			ip = hop
+			if !inPrefixes(a.Unmap(), trusted) {
+				return ip
+			}
+		}
+	}
+	return ip
+}
+
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// maxRequestID bounds a client-supplied X-Request-Id (longer ones are replaced).
+const maxRequestID = 128
+
+var (
+	// ridPrefix makes generated ids unique across replicas and restarts; ridSeq within this one.
+	ridPrefix [16]byte
+	ridSeq    atomic.Uint64
+)
+
+func init() {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		binary.BigEndian.PutUint64(b[:], uint64(time.Now().UnixNano()))
+	}
+	hex.Encode(ridPrefix[:], b[:])
+}
+
+// requestID returns the X-Request-Id to use, as a header value slice of capacity one: the
+// client's own (its slice reused, no allocation) when it is 1–128 visible ASCII characters,
+// else a new id (32 hex digits: a per-process random prefix and a counter).
+func requestID(h http.Header, buf *[1]string) []string {
+	if v := h[HeaderRequestID]; len(v) > 0 && validRequestID(v[0]) {
+		return v[:1:1]
+	}
+	var b [32]byte
+	copy(b[:16], ridPrefix[:])
+	n := ridSeq.Add(1)
+	for i := 31; i >= 16; i-- {
+		b[i] = hexDigits[n&0xf]
+		n >>= 4
+	}
+	buf[0] = string(b[:])
+	return buf[:]
+}
+
+const hexDigits = "0123456789abcdef"
+
+func validRequestID(s string) bool {
+	if s == "" || len(s) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // firstHeader reads a header by its canonical name without allocating.
 func firstHeader(h http.Header, canonical string) string {
 	if v := h[canonical]; len(v) > 0 {
@@ -394,6 +512,7 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	if st == nil {
 		return
 	}
+	h[HeaderRequestID] = st.requestID
 	id := g.identity(st.principal)
 	h[HeaderProject], h[HeaderRole], h[HeaderKeyID] = id.vals[0:1:1], id.vals[1:2:2], id.vals[2:3:3]
 	if st.principal.Dev {
@@ -493,8 +612,12 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 	if st.route.Class != 0 {
 		class = st.route.Class.Label()
 	}
+	code := CodeClass(sw.status)
+	if st.outcome == "client_closed" {
+		code = "4xx" // nobody was answered: counted as the client's doing (nginx's 499)
+	}
 	if m := g.opt.Metrics; m != nil {
-		s := m.series(g.face, class, st.outcome)
+		s := m.series(g.face, class, st.outcome, code)
 		s.requests.Inc()
 		s.duration.Observe(d.Seconds())
 	}
@@ -504,6 +627,7 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 			Time: start.Add(d), Face: g.face, Method: r.Method, Path: st.path, Outcome: st.outcome, Class: class,
 			Signature: st.signature, Status: sw.status, KeyID: st.principal.KeyID, Project: st.principal.ProjectID,
 			Duration: d, BytesOut: sw.bytes, BytesIn: r.ContentLength,
+			RequestID: st.requestID[0], ClientIP: g.clientIP(r), UserAgent: firstHeader(r.Header, "User-Agent"),
 		}
 		if st.err != nil {
 			rec.Error = st.err.Error()

@@ -11,9 +11,10 @@ import (
 
 // Metrics are the gateway's Prometheus series. One Metrics is shared by all faces of a process.
 type Metrics struct {
-	// Requests counts requests by face, endpoint class and outcome (forwarded, local, unauthorized,
+	// Requests counts requests by face, endpoint class, outcome (forwarded, local, unauthorized,
 	// denied, unavailable, not_found, bad_request, too_large, rate_limited, bad_signature, replayed,
-	// upstream_error, upstream_timeout).
+	// upstream_error, upstream_timeout) and code, the answer's status class (1xx…5xx): an upstream
+	// 5xx is outcome="forwarded",code="5xx".
 	Requests *prometheus.CounterVec
 	// Duration is the time from the first byte read to the handler's return, by face and class.
 	Duration *prometheus.HistogramVec
@@ -27,23 +28,24 @@ type Metrics struct {
 	// ReplayFallback counts replay checks made in memory because Redis was unreachable.
 	ReplayFallback prometheus.Counter
 
-	// children holds the per-request series resolved once per (face, class, outcome):
+	// children holds the per-request series resolved once per (face, class, outcome, code):
 	// WithLabelValues hashes and validates its labels and locks the vector on every call. The map
 	// is copied on a miss (a handful of times per process) and read without a lock.
 	children atomic.Pointer[map[seriesKey]series]
 	mu       sync.Mutex
 }
 
-type seriesKey struct{ face, class, outcome string }
+type seriesKey struct{ face, class, outcome, code string }
 
 type series struct {
 	requests prometheus.Counter
 	duration prometheus.Observer
 }
 
-// series returns the request counter and duration histogram of one (face, class, outcome).
-func (m *Metrics) series(face, class, outcome string) series {
-	k := seriesKey{face, class, outcome}
+// series returns the request counter of one (face, class, outcome, code) and the duration
+// histogram of its (face, class).
+func (m *Metrics) series(face, class, outcome, code string) series {
+	k := seriesKey{face, class, outcome, code}
 	if cur := m.children.Load(); cur != nil {
 		if s, ok := (*cur)[k]; ok {
 			return s
@@ -63,7 +65,7 @@ func (m *Metrics) series(face, class, outcome string) series {
 			next[k] = v
 		}
 	}
-	s := series{m.Requests.WithLabelValues(face, class, outcome), m.Duration.WithLabelValues(face, class)}
+	s := series{m.Requests.WithLabelValues(face, class, outcome, code), m.Duration.WithLabelValues(face, class)}
 	next[k] = s
 	m.children.Store(&next)
 	return s
@@ -80,8 +82,8 @@ func lenOf(m *map[seriesKey]series) int {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "keygate_requests_total", Help: "Requests by face, endpoint class and outcome.",
-		}, []string{"face", "class", "outcome"}),
+			Name: "keygate_requests_total", Help: "Requests by face, endpoint class, outcome and status class (code: 2xx, 4xx, 5xx...).",
+		}, []string{"face", "class", "outcome", "code"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "keygate_request_duration_seconds", Help: "Request handling time (including the upstream) by face and class.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -118,4 +120,41 @@ func RegisterCacheMetrics(reg prometheus.Registerer, r *cache.Resolver) {
 		counter("keygate_cache_malformed_total", "x-api-key values refused without a lookup (wrong form).", func(s cache.StatsSnapshot) uint64 { return s.Malformed }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "keygate_cache_entries", Help: "Principals in the cache."}, func() float64 { return float64(r.Len()) }),
 	)
+}
+
+// codeClasses are the values of the code label, indexed by status/100.
+var codeClasses = [...]string{"other", "1xx", "2xx", "3xx", "4xx", "5xx"}
+
+// CodeClass is the code label of an HTTP status: "2xx" for 200…299, and so on; "other" outside
+// 100…599, so the label stays bounded whatever an upstream answers.
+func CodeClass(status int) string {
+	if c := status / 100; c >= 1 && c <= 5 {
+		return codeClasses[c]
+	}
+	return codeClasses[0]
+}
+
+// knownOutcomes are the refusals a gateway renders, with the status class each is answered with.
+var knownOutcomes = []struct{ outcome, code string }{
+	{"unauthorized", "4xx"}, {"denied", "4xx"}, {"unavailable", "5xx"}, {"rate_limited", "4xx"},
+	{"too_large", "4xx"}, {"body_timeout", "4xx"}, {"bad_signature", "4xx"}, {"replayed", "4xx"},
+	{"upstream_error", "5xx"}, {"upstream_timeout", "5xx"}, {"client_closed", "4xx"},
+}
+
+// InitFace creates the zero-valued keygate_requests_total series of one face for every class and
+// the outcomes and codes it can produce, so rate() and alerts see a series before its first event.
+func (m *Metrics) InitFace(face string, classes []string) {
+	for _, o := range []string{"not_found", "bad_request", "bad_method"} {
+		m.Requests.WithLabelValues(face, "none", o, "4xx")
+	}
+	for _, class := range classes {
+		for _, code := range codeClasses[2:] {
+			m.Requests.WithLabelValues(face, class, "forwarded", code)
+			m.Requests.WithLabelValues(face, class, "local", code)
+		}
+		for _, o := range knownOutcomes {
+			m.Requests.WithLabelValues(face, class, o.outcome, o.code)
+		}
+		m.Duration.WithLabelValues(face, class)
+	}
 }

@@ -65,8 +65,14 @@ func TestAccessLogLine(t *testing.T) {
 		first["project"] != 1.0 || first["path"] != "/v1/api/1/raw-data" || first["face"] != "studio" {
 		t.Errorf("first line %v", first)
 	}
-	if d, _ := first["duration"].(float64); d <= 0 || time.Duration(d) > 10*time.Second {
-		t.Errorf("duration %v", first["duration"])
+	if d, _ := first["duration_ms"].(float64); d <= 0 || d > float64(10*time.Second/time.Millisecond) {
+		t.Errorf("duration_ms %v", first["duration_ms"])
+	}
+	if first["client_ip"] != "127.0.0.1" || first["user_agent"] != "Go-http-client/1.1" {
+		t.Errorf("client_ip %v, user_agent %v", first["client_ip"], first["user_agent"])
+	}
+	if id, _ := first["request_id"].(string); len(id) != 32 || id == second["request_id"] {
+		t.Errorf("request ids %v, %v", first["request_id"], second["request_id"])
 	}
 	if second["status"] != 403.0 || second["outcome"] != "denied" || second["class"] != "add_data" {
 		t.Errorf("second line %v", second)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -125,6 +126,11 @@ type Config struct {
 	// Kubernetes Secret) and is re-read when it changes. Empty (the default): the path is 404.
 	ServiceTokenFile string `env:"KEYGATE_SERVICE_TOKEN_FILE"`
 
+	// TrustedProxies are the load balancers whose X-Forwarded-For is believed for the client
+	// address in the access log and last-used records (CIDRs or addresses, comma-separated). Empty:
+	// the peer's address.
+	TrustedProxies CIDRList `env:"KEYGATE_TRUSTED_PROXIES"`
+
 	// AccessLog writes one line per request.
 	AccessLog bool `env:"KEYGATE_ACCESS_LOG" envDefault:"true"`
 	// LogFormat is json or text; LogLevel is debug, info, warn or error.
@@ -142,6 +148,31 @@ func (v *LimitValue) UnmarshalText(text []byte) error {
 		return err
 	}
 	v.Limit = l
+	return nil
+}
+
+// CIDRList is a comma-separated list of CIDRs; a bare address is a one-address prefix.
+type CIDRList []netip.Prefix
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *CIDRList) UnmarshalText(text []byte) error {
+	var out CIDRList
+	for _, f := range strings.Split(string(text), ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return fmt.Errorf("%q is neither a CIDR nor an address", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	*l = out
 	return nil
 }
 
@@ -422,19 +453,6 @@ func (e ConfigError) Error() string { return e.msg }
 
 // ConfigErrorf formats a ConfigError.
 func ConfigErrorf(format string, a ...any) error { return ConfigError{fmt.Sprintf(format, a...)} }
-
-// configError turns caarlos0/env's aggregate error into one ConfigError naming the variables.
-func configError(err error) error {
-	var agg env.AggregateError
-	if errors.As(err, &agg) {
-		msgs := make([]string, 0, len(agg.Errors))
-		for _, e := range agg.Errors {
-			msgs = append(msgs, e.Error())
-		}
-		return ConfigError{"configuration: " + strings.Join(msgs, "; ")}
-	}
-	return ConfigError{"configuration: " + err.Error()}
-}
 
 // ParseLevel reads KEYGATE_LOG_LEVEL.
 func ParseLevel(s string) (slog.Level, error) {

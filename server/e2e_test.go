@@ -362,7 +362,7 @@ func TestGatewayRoleMatrix(t *testing.T) {
 			t.Errorf("readyz %d %s", r.status, r.body)
 		}
 		r := do(t, "GET", g.ops+"/metrics", "", nil)
-		if r.status != 200 || !strings.Contains(r.body, `keygate_requests_total{class="read",face="studio",outcome="forwarded"}`) || !strings.Contains(r.body, "keygate_cache_hits_total") {
+		if r.status != 200 || !strings.Contains(r.body, `keygate_requests_total{class="read",code="2xx",face="studio",outcome="forwarded"}`) || !strings.Contains(r.body, "keygate_cache_hits_total") {
 			t.Errorf("metrics missing series")
 		}
 		for _, path := range []string{"/healthz", "/readyz", "/metrics", "/nowhere"} {

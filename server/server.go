@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -110,6 +111,7 @@ func (s *Server) build() error {
 	}
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := proxy.NewMetrics(s.reg)
+	s.reg.MustRegister(buildInfo(opt.Version))
 	resolver := cache.NewResolver(store, cache.Options{
 		Size: cfg.CacheSize, TTL: cfg.CacheTTL, NegativeTTL: cfg.NegativeCacheTTL, Grace: cfg.CacheGrace,
 	})
@@ -181,8 +183,9 @@ func (s *Server) build() error {
 		opt := proxy.Options{
 			Face: f.face, Upstream: up, Resolver: resolver, Usage: s.usage, Transport: transport,
 			StripAPIKey: cfg.StripAPIKey, MaxBody: int64(cfg.MaxBody), BodyTimeout: cfg.BodyTimeout, Metrics: metrics, AccessLog: accessLog,
-			Limiter: limiter,
+			Limiter: limiter, TrustedProxies: cfg.TrustedProxies,
 		}
+		metrics.InitFace(f.name, classLabels)
 		if f.face == policy.FaceStudio {
 			opt.Local, opt.Page = mgmt, admin.NewPage()
 		} else {
@@ -411,4 +414,26 @@ func (s *Server) drain(r *running) {
 	if s.accessLog != nil { // 6
 		_ = s.accessLog.Close()
 	}
+}
+
+// classLabels are the endpoint classes' metric labels, for the zero-valued series.
+var classLabels = func() []string {
+	out := make([]string, len(policy.Classes))
+	for i, c := range policy.Classes {
+		out[i] = c.Label()
+	}
+	return out
+}()
+
+// buildInfo is keygate_build_info{version,goversion} = 1, so dashboards can tell which build runs.
+func buildInfo(version string) prometheus.Collector {
+	if version == "" {
+		version = "dev"
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "keygate_build_info", Help: "Always 1; the labels say which keygate build and Go version run.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	return g
 }

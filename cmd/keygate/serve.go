@@ -4,12 +4,19 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/keygate/keygate/server"
 )
 
 // runServe reads the configuration from the environment and runs keygate until SIGTERM or SIGINT.
-func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" || a == "help" {
+			server.WriteUsage(stdout)
+			return nil
+		}
+	}
 	if err := parseFlags(newFlagSet("serve"), args); err != nil {
 		return err
 	}
@@ -19,6 +26,7 @@ func runServe(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 	log := server.NewLogger(cfg, stderr)
 	slog.SetDefault(log)
+	server.WarnUnknownVariables(log, os.Environ())
 	s, err := server.New(cfg, server.Options{Log: log, LogOutput: stderr, Version: versionString()})
 	if err != nil {
 		return err

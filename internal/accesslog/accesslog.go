@@ -21,10 +21,25 @@ type Record struct {
 	Time                        time.Time
 	Face, Method, Path, Outcome string
 	Class, Signature, Error     string
-	Status                      int
-	KeyID, Project              int64
-	Duration                    time.Duration
-	BytesOut, BytesIn           int64
+	// RequestID is the request's X-Request-Id (the client's when well-formed, else generated);
+	// ClientIP the address the request is attributed to; UserAgent the client's User-Agent.
+	RequestID, ClientIP, UserAgent string
+	Status                         int
+	KeyID, Project                 int64
+	// Duration is written as duration_ms, a float in milliseconds (microsecond precision).
+	Duration          time.Duration
+	BytesOut, BytesIn int64
+}
+
+// appendMillis writes d in milliseconds with three decimals (microseconds) without allocating.
+func appendMillis(b []byte, d time.Duration) []byte {
+	if d < 0 {
+		d = 0
+	}
+	us := int64(d / time.Microsecond)
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	return append(b, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
 
 // Writer formats records as JSON (the default) or logfmt-style text and writes each as one Write.
@@ -72,12 +87,18 @@ func appendJSON(b []byte, r *Record) []byte {
 	b = strconv.AppendInt(b, r.KeyID, 10)
 	b = append(b, `,"project":`...)
 	b = strconv.AppendInt(b, r.Project, 10)
-	b = append(b, `,"duration":`...)
-	b = strconv.AppendInt(b, int64(r.Duration), 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendMillis(b, r.Duration)
 	b = append(b, `,"bytes_out":`...)
 	b = strconv.AppendInt(b, r.BytesOut, 10)
 	b = append(b, `,"bytes_in":`...)
 	b = strconv.AppendInt(b, r.BytesIn, 10)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, r.RequestID)
+	b = append(b, `,"client_ip":`...)
+	b = appendJSONString(b, r.ClientIP)
+	b = append(b, `,"user_agent":`...)
+	b = appendJSONString(b, r.UserAgent)
 	if r.Signature != "" {
 		b = append(b, `,"signature":`...)
 		b = appendJSONString(b, r.Signature)
@@ -139,12 +160,18 @@ func appendText(b []byte, r *Record) []byte {
 	b = strconv.AppendInt(b, r.KeyID, 10)
 	b = append(b, " project="...)
 	b = strconv.AppendInt(b, r.Project, 10)
-	b = append(b, " duration="...)
-	b = append(b, r.Duration.String()...)
+	b = append(b, " duration_ms="...)
+	b = appendMillis(b, r.Duration)
 	b = append(b, " bytes_out="...)
 	b = strconv.AppendInt(b, r.BytesOut, 10)
 	b = append(b, " bytes_in="...)
 	b = strconv.AppendInt(b, r.BytesIn, 10)
+	b = append(b, " request_id="...)
+	b = appendTextValue(b, r.RequestID)
+	b = append(b, " client_ip="...)
+	b = appendTextValue(b, r.ClientIP)
+	b = append(b, " user_agent="...)
+	b = appendTextValue(b, r.UserAgent)
 	if r.Signature != "" {
 		b = append(b, " signature="...)
 		b = appendTextValue(b, r.Signature)

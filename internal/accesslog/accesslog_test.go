@@ -15,6 +15,7 @@ func TestJSONLine(t *testing.T) {
 		Time: time.Date(2026, 11, 25, 12, 0, 0, 123, time.UTC), Face: "studio", Method: "GET",
 		Path: "/v1/api/1/raw-data/\"quoted\"\\\n\x01\xff/é", Outcome: "forwarded", Class: "read", Status: 200,
 		KeyID: 7, Project: 1, Duration: 1500 * time.Microsecond, BytesOut: 100, BytesIn: -1, Signature: "valid",
+		RequestID: "req-1", ClientIP: "192.0.2.1", UserAgent: "kg-bar/1 \"x\"",
 	}
 	w.Log(r)
 	w.Log(&Record{Time: r.Time, Face: "ingestion", Error: "upstream is unavailable: dial tcp"})
@@ -29,7 +30,8 @@ func TestJSONLine(t *testing.T) {
 	want := map[string]any{
 		"time": "2026-11-25T12:00:00.000000123Z", "level": "INFO", "msg": "request", "face": "studio", "method": "GET",
 		"path": "/v1/api/1/raw-data/\"quoted\"\\\n\x01\ufffd/é", "status": 200.0, "outcome": "forwarded", "class": "read",
-		"key_id": 7.0, "project": 1.0, "duration": 1.5e6, "bytes_out": 100.0, "bytes_in": -1.0, "signature": "valid",
+		"key_id": 7.0, "project": 1.0, "duration_ms": 1.5, "bytes_out": 100.0, "bytes_in": -1.0, "signature": "valid",
+		"request_id": "req-1", "client_ip": "192.0.2.1", "user_agent": "kg-bar/1 \"x\"",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -47,9 +49,9 @@ func TestJSONLine(t *testing.T) {
 
 func TestTextLine(t *testing.T) {
 	var out bytes.Buffer
-	New(&out, true).Log(&Record{Time: time.Unix(0, 0).UTC(), Face: "studio", Method: "GET", Path: "/a b", Status: 404, Outcome: "not_found"})
+	New(&out, true).Log(&Record{Time: time.Unix(0, 0).UTC(), Face: "studio", Method: "GET", Path: "/a b", Status: 404, Outcome: "not_found", Duration: 2345678 * time.Nanosecond, UserAgent: "curl/8 x"})
 	s := out.String()
-	for _, want := range []string{"level=INFO msg=request face=studio", `path="/a b"`, "status=404", "outcome=not_found", "class=\"\""} {
+	for _, want := range []string{"duration_ms=2.345", `user_agent="curl/8 x"`, "level=INFO msg=request face=studio", `path="/a b"`, "status=404", "outcome=not_found", "class=\"\""} {
 		if !strings.Contains(s, want) {
 			t.Errorf("%q missing %q", s, want)
 		}
@@ -62,7 +64,8 @@ func TestTextLine(t *testing.T) {
 func BenchmarkJSONLine(b *testing.B) {
 	var out bytes.Buffer
 	w := New(&out, false)
-	r := &Record{Time: time.Now(), Face: "studio", Method: "GET", Path: "/v1/api/1/raw-data", Outcome: "forwarded", Class: "read", Status: 200, KeyID: 7, Project: 1, Duration: time.Millisecond}
+	r := &Record{Time: time.Now(), Face: "studio", Method: "GET", Path: "/v1/api/1/raw-data", Outcome: "forwarded", Class: "read", Status: 200, KeyID: 7, Project: 1, Duration: time.Millisecond,
+		RequestID: "0123456789abcdef0123456789abcdef", ClientIP: "192.0.2.1", UserAgent: "edge-impulse-linux/1.0"}
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		out.Reset()
