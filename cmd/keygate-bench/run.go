@@ -463,7 +463,7 @@ func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [2]server) {
 		load(time.Second)
 		var c0 float64
 		if p != nil {
-			c0 = cpuSeconds(p.Process.Pid)
+			c0 = treeCPUSeconds(p.Process.Pid)
 		}
 		r, err := load(3 * time.Second)
 		if err != nil {
@@ -472,7 +472,7 @@ func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [2]server) {
 		}
 		cpu := 0.0
 		if p != nil && r.requests > 0 {
-			cpu = (cpuSeconds(p.Process.Pid) - c0) / float64(r.requests) * 1e6
+			cpu = (treeCPUSeconds(p.Process.Pid) - c0) / float64(r.requests) * 1e6
 		}
 		return r, cpu
 	}
@@ -519,8 +519,14 @@ func (b *bench) printHeadline() {
 		}
 		return a.rps() / b.rps()
 	}
-	var kb, ksb, kn, kd, added []float64
+	var kb, ksb, kn, kd, added, cpuB, cpuN []float64
 	for i, h := range b.headline {
+		if h.keygateCPU > 0 {
+			cpuB = append(cpuB, h.bareCPU/h.keygateCPU)
+			if h.nginxCPU > 0 {
+				cpuN = append(cpuN, h.nginxCPU/h.keygateCPU)
+			}
+		}
 		r1, r2, r3, r4 := ratio(h.keygate, h.bare), ratio(h.keygateStd, h.bare), ratio(h.keygate, h.nginx), ratio(h.keygate, h.direct)
 		kb, ksb, kn, kd = append(kb, r1), append(ksb, r2), append(kn, r3), append(kd, r4)
 		added = append(added, float64(h.keygate.p99-h.direct.p99)/float64(time.Millisecond))
@@ -531,6 +537,14 @@ func (b *bench) printHeadline() {
 	tw.Flush()
 	fmt.Printf("median: keygate/bare %.2f (spread %.2f–%.2f), keygate std/bare %.2f, keygate/nginx %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n",
 		median(kb), minOf(kb), maxOf(kb), median(ksb), median(kn), median(kd), median(added), b.o.conns)
+	if len(cpuB) > 0 {
+		// CPU per request is the steadier figure on a shared machine (PERFORMANCE.md).
+		fmt.Printf("by CPU per request (the steadier figure): bare/keygate %.2f (spread %.2f–%.2f)", median(cpuB), minOf(cpuB), maxOf(cpuB))
+		if len(cpuN) > 0 {
+			fmt.Printf(", nginx/keygate %.2f", median(cpuN))
+		}
+		fmt.Println()
+	}
 	var fixedAdded, fixedAdded50, bareAdded, bareAdded50 []float64
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, h := range b.headline {
