@@ -11,9 +11,12 @@ import (
 	"github.com/keygate/keygate/keys"
 )
 
-// clientIP is the address a request is attributed to: the peer's (keygate trusts no forwarding
-// header; proxy.ClientIP, which the last-used address comes from, is the same rule).
+// clientIP is the address a request is attributed to: the gateway's (its access log's client_ip,
+// which honours KEYGATE_TRUSTED_PROXIES, and a key's last use), else the peer's.
 func clientIP(r *http.Request) string {
+	if ip, ok := keys.ClientIPFrom(r.Context()); ok {
+		return ip
+	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return host
 	}

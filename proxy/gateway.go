@@ -288,7 +288,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	// 3. authorize.
 	if err := policy.Allow(p, route); err != nil {
 		if d, ok := g.opt.Local.(DeniedRecorder); ok && route.Local != policy.EndpointNone {
-			d.Denied(r, p)
+			d.Denied(r.WithContext(keys.WithClientIP(r.Context(), g.clientIP(r))), p)
 		}
 		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
 	}
@@ -312,7 +312,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	if route.Local != policy.EndpointNone && g.opt.Local != nil {
 		st.outcome = "local"
 		w.Header()[headerNosniff] = nosniff
-		lr := r.WithContext(keys.WithPrincipal(ctx, p))
+		lr := r.WithContext(keys.WithClientIP(keys.WithPrincipal(ctx, p), g.clientIP(r)))
 		lr.URL.Path, lr.URL.RawPath = path, ""
 		g.opt.Local.ServeHTTP(w, lr)
 		return nil

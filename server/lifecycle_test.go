@@ -211,3 +211,34 @@ func TestKeyLifecycleAcrossReplicas(t *testing.T) {
 		}
 	})
 }
+
+// TestLifecycleAddresses: behind a trusted load balancer, a key's last use and the audit trail
+// record the client address the access log names (X-Forwarded-For), not the balancer's.
+func TestLifecycleAddresses(t *testing.T) {
+	srv := redistest.Start(t)
+	sc, store := redisStoreConfig(t, srv)
+	up := newUpstream(t)
+	g := startGateway(t, sc, up.URL, func(c *Config) {
+		c.LastUsedInterval = 20 * time.Millisecond
+		if err := c.TrustedProxies.UnmarshalText([]byte("127.0.0.1/32")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	admin, adminKey := mkKey(t, store, 1, keys.RoleAdmin)
+	xff := []string{"X-Forwarded-For", "198.51.100.7"}
+	if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", admin, nil, xff...); r.status != 200 {
+		t.Fatal(r.status)
+	}
+	testutil.Eventually(t, 5*time.Second, func() bool {
+		k, err := store.GetAPIKey(t.Context(), 1, adminKey.ID)
+		return err == nil && k.LastUsedIP == "198.51.100.7"
+	}, "last used address is not the forwarded client's")
+	r := do(t, "POST", g.studio+"/v1/api/1/apikeys", admin, strings.NewReader(`{"name":"x","role":"readonly"}`), append(xff, "Content-Type", "application/json")...)
+	if r.status != 200 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	events, _, err := store.ListAudit(t.Context(), 1, 10, "")
+	if err != nil || len(events) != 1 || events[0].IPAddress != "198.51.100.7" {
+		t.Errorf("audit events %+v (%v): want the forwarded client's address", events, err)
+	}
+}
