@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -190,4 +191,54 @@ func TestCLIMissingStore(t *testing.T) {
 	if _, _, errOut := cli(t, "keys", "create", "--project", "1", "--name", "second", "--role", "admin"); strings.Contains(errOut, "new key store") {
 		t.Errorf("second create claims a new store: %q", errOut)
 	}
+}
+
+// TestCLISubcommandHelp: every subcommand's --help names the command the user typed, exits 0 and
+// lists --project, so `limits show --help` does not describe `settings show`.
+func TestCLISubcommandHelp(t *testing.T) {
+	for _, args := range [][]string{
+		{"keys", "create"}, {"keys", "list"}, {"keys", "revoke"}, {"keys", "roll"},
+		{"hmac", "create"}, {"hmac", "list"}, {"hmac", "delete"}, {"hmac", "roll"},
+		{"settings", "show"}, {"settings", "set"},
+		{"limits", "set"}, {"limits", "show"}, {"limits", "clear"},
+	} {
+		name := strings.Join(args, " ")
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := cliHelp(t, append(args, "--help")...)
+			if code != 0 {
+				t.Errorf("exit %d (stderr %q), want 0", code, errOut)
+			}
+			if first, _, _ := strings.Cut(out, "\n"); first != "usage: keygate "+name+" [flags]" {
+				t.Errorf("first line %q, want the usage of %q", first, name)
+			}
+			if !strings.Contains(out, "--project") {
+				t.Errorf("help does not list --project: %q", out)
+			}
+		})
+	}
+	// A usage error names the command too.
+	if code, _, errOut := cli(t, "limits", "show"); code != 2 || !strings.HasPrefix(errOut, "keygate: limits show: --project") {
+		t.Errorf("limits show without --project: %d %q", code, errOut)
+	}
+}
+
+// cliHelp runs the command line and returns what it wrote to os.Stdout too: usage from --help goes
+// there rather than to run's stdout.
+func cliHelp(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	old := os.Stdout
+	os.Stdout = w
+	code, out, errOut := cli(t, args...)
+	os.Stdout = old
+	w.Close()
+	usage, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, out + string(usage), errOut
 }

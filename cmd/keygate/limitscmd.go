@@ -14,12 +14,20 @@ import (
 )
 
 var (
-	runSettings = subcommands("settings", sub{"show", settingsShow}, sub{"set", settingsSet})
-	runLimits   = subcommands("limits", sub{"set", limitsSet}, sub{"show", settingsShow}, sub{"clear", limitsClear})
+	runSettings = subcommands("settings", sub{"show", settingsShow("settings show")}, sub{"set", settingsSet})
+	runLimits   = subcommands("limits", sub{"set", limitsSet}, sub{"show", settingsShow("limits show")}, sub{"clear", limitsClear})
 )
 
-func settingsShow(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	p := newProjectFlags("settings show")
+// settingsShow prints a project's settings and limits; name is the command it runs as, so its
+// usage and errors name the command the user typed (`limits show` shares it with `settings show`).
+func settingsShow(name string) cmdFunc {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return showSettings(ctx, name, args, stdout)
+	}
+}
+
+func showSettings(ctx context.Context, name string, args []string, stdout io.Writer) error {
+	p := newProjectFlags(name)
 	asJSON := p.fs.Bool("json", false, "print JSON")
 	pid, err := p.parse(args)
 	if err != nil {
