@@ -33,7 +33,7 @@ type clientBody struct {
 	mu       sync.Mutex
 	deadline bool      // a read deadline is set on the connection for this body
 	until    time.Time // when it passes (zero: no deadline)
-	detached bool // the handler returned: the connection is no longer this request's to touch
+	detached bool      // the handler returned: the connection is no longer this request's to touch
 
 	done     atomic.Bool // io.EOF seen: the whole body was read
 	timedOut atomic.Bool // the body deadline passed before the last byte
@@ -193,4 +193,12 @@ func (b *sentBody) Read(p []byte) (int, error) {
 		b.st.wrote.Store(true)
 	}
 	return n, err
+}
+
+// RefuseBody is refuseUnread for a face outside the gateway (the remote face) that refuses a
+// request without reading the body it declares: call it before writing the refusal.
+func RefuseBody(w http.ResponseWriter, r *http.Request) {
+	if hasBody(r) {
+		refuseUnread(w, r, r.Body)
+	}
 }

@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keygate/keygate/cache"
 	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/keys"
@@ -268,29 +267,18 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	}
 
 	// 2. identify.
-	key := firstHeader(r.Header, headerAPIKey)
-	if key == "" {
-		return apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil)
-	}
-	p, err := g.opt.Resolver.Resolve(r.Context(), key)
-	switch {
-	case errors.Is(err, cache.ErrUnavailable):
-		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
-		e.RetryAfter = 2
-		return e
-	case errors.Is(err, cache.ErrExpired):
-		return apierr.New(http.StatusUnauthorized, "unauthorized", "API key expired", nil)
-	case err != nil:
-		return apierr.New(http.StatusUnauthorized, "unauthorized", "unknown or revoked API key", nil)
+	p, err := Identify(r.Context(), g.opt.Resolver, firstHeader(r.Header, headerAPIKey))
+	if err != nil {
+		return err
 	}
 	st.principal = p
 
 	// 3. authorize.
-	if err := policy.Allow(p, route); err != nil {
+	if err := Authorize(p, route); err != nil {
 		if d, ok := g.opt.Local.(DeniedRecorder); ok && route.Local != policy.EndpointNone {
 			d.Denied(r.WithContext(keys.WithClientIP(r.Context(), g.clientIP(r))), p)
 		}
-		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
+		return err
 	}
 	if g.opt.Usage != nil {
 		g.opt.Usage.Touch(p, time.Now(), g.clientIP(r))

@@ -26,6 +26,7 @@ import (
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/policy"
 	"github.com/keygate/keygate/proxy"
+	"github.com/keygate/keygate/remote"
 	"github.com/keygate/keygate/verify"
 )
 
@@ -70,7 +71,7 @@ type Server struct {
 	store     keys.Store
 	usage     *keys.UsageRecorder
 	reg       *prometheus.Registry
-	remote    *proxy.Remote // nil when the remote face is off
+	remote    *remote.Face // nil when the remote face is off
 	sinks     []eventSink
 	faces     []face
 	accessLog *logbuf.Writer // nil when the access log is off
@@ -200,10 +201,10 @@ func (s *Server) build() error {
 		if err != nil {
 			return ConfigErrorf("remote upstream: %v", err)
 		}
-		s.remote = proxy.NewRemote(proxy.RemoteOptions{
+		s.remote = remote.New(remote.Options{
 			Upstream: up, Resolver: resolver, HelloTimeout: cfg.RemoteHelloTimeout, IdleTimeout: cfg.RemoteIdleTimeout,
 			OneSessionPerDevice: cfg.RemoteOneSessionPerDevice, MaxSessionsPerKey: cfg.RemoteMaxSessionsPerKey,
-			MaxSessionsPerProject: cfg.RemoteMaxSessionsPerProject, Metrics: proxy.NewRemoteMetrics(s.reg), Log: log,
+			MaxSessionsPerProject: cfg.RemoteMaxSessionsPerProject, Metrics: remote.NewMetrics(s.reg), Log: log,
 		})
 		s.sinks = append(s.sinks, s.remote)
 		s.faces = append(s.faces, face{"remote", cfg.RemoteListen, s.remote})

@@ -1,4 +1,4 @@
-package proxy
+package remote
 
 import (
 	"bufio"
@@ -148,7 +148,7 @@ func TestRemoteRefusesAmbiguousHellos(t *testing.T) {
 		helloGood:  {ProjectID: 1, KeyID: 1, Role: keys.RoleIngestion},
 		helloOther: {ProjectID: 2, KeyID: 2, Role: keys.RoleIngestion},
 	}
-	rm := NewRemote(RemoteOptions{Upstream: u, Resolver: res, HelloTimeout: 5 * time.Second, Log: slog.New(slog.DiscardHandler)})
+	rm := New(Options{Upstream: u, Resolver: res, HelloTimeout: 5 * time.Second, Log: slog.New(slog.DiscardHandler)})
 	gw := httptest.NewServer(rm)
 	defer gw.Close()
 	addr := "ws" + strings.TrimPrefix(gw.URL, "http")

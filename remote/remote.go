@@ -1,4 +1,8 @@
-package proxy
+// Package remote is the remote-management face (docs/protocol.md §6): a device opens a websocket,
+// names its API key in the first message (the hello), and keygate relays the session to the
+// websocket upstream. A hello is identified and authorized by the gateway's own steps
+// (proxy.Identify, proxy.Authorize, proxy.SetIdentity), so both faces judge a key alike.
+package remote
 
 import (
 	"context"
@@ -10,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync"
 	"time"
 
@@ -18,17 +21,17 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/keygate/keygate/cache"
 	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/policy"
+	"github.com/keygate/keygate/proxy"
 )
 
-// RemoteOptions configure the remote-management face (docs/protocol.md §6).
-type RemoteOptions struct {
+// Options configure the remote-management face (docs/protocol.md §6).
+type Options struct {
 	// Upstream is the websocket server (ws:// or wss://).
 	Upstream *url.URL
-	Resolver Resolver
+	Resolver proxy.Resolver
 	// HelloTimeout is how long a device may take to send its hello (10s).
 	HelloTimeout time.Duration
 	// MaxHello bounds the hello message in bytes (64 KiB).
@@ -42,19 +45,19 @@ type RemoteOptions struct {
 	// MaxSessionsPerKey and MaxSessionsPerProject bound concurrent sessions (0: no bound).
 	MaxSessionsPerKey     int
 	MaxSessionsPerProject int
-	Metrics               *RemoteMetrics
+	Metrics               *Metrics
 	Log                   *slog.Logger
 }
 
-// RemoteMetrics are the remote face's series.
-type RemoteMetrics struct {
+// Metrics are the remote face's series.
+type Metrics struct {
 	Sessions prometheus.Gauge
 	Hellos   *prometheus.CounterVec
 }
 
-// NewRemoteMetrics registers the remote face's metrics.
-func NewRemoteMetrics(reg prometheus.Registerer) *RemoteMetrics {
-	m := &RemoteMetrics{
+// NewMetrics registers the remote face's metrics.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
 		Sessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "keygate_remote_sessions", Help: "Open remote-management sessions."}),
 		Hellos: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "keygate_remote_hellos_total", Help: "Remote-management hellos by result (accepted, or why refused).",
@@ -68,8 +71,8 @@ func NewRemoteMetrics(reg prometheus.Registerer) *RemoteMetrics {
 // session to the upstream frame by frame. gorilla/websocket is used because keygate must see the
 // first message and relay pings and pongs itself (libraries that answer pings internally would
 // hide them from the upstream).
-type Remote struct {
-	opt      RemoteOptions
+type Face struct {
+	opt      Options
 	upgrader websocket.Upgrader
 	dialer   *websocket.Dialer
 
@@ -110,10 +113,10 @@ func (s *session) close(code int, reason string) {
 	})
 }
 
-var _ http.Handler = (*Remote)(nil)
+var _ http.Handler = (*Face)(nil)
 
-// NewRemote builds the remote face.
-func NewRemote(o RemoteOptions) *Remote {
+// New builds the remote face.
+func New(o Options) *Face {
 	if o.HelloTimeout <= 0 {
 		o.HelloTimeout = 10 * time.Second
 	}
@@ -127,7 +130,7 @@ func NewRemote(o RemoteOptions) *Remote {
 		o.Log = slog.Default()
 	}
 	pool := &sync.Pool{}
-	return &Remote{
+	return &Face{
 		opt: o,
 		upgrader: websocket.Upgrader{
 			ReadBufferSize: 1024, WriteBufferSize: 1024, WriteBufferPool: pool,
@@ -144,14 +147,14 @@ func NewRemote(o RemoteOptions) *Remote {
 	}
 }
 
-func (rm *Remote) count(result string) {
+func (rm *Face) count(result string) {
 	if rm.opt.Metrics != nil {
 		rm.opt.Metrics.Hellos.WithLabelValues(result).Inc()
 	}
 }
 
 // refuse answers {"hello": false, "err": reason} in the session's encoding and closes.
-func (rm *Remote) refuse(c *websocket.Conn, msgType int, code int, result, reason string) {
+func (rm *Face) refuse(c *websocket.Conn, msgType int, code int, result, reason string) {
 	rm.count(result)
 	deadline := time.Now().Add(2 * time.Second)
 	_ = c.SetWriteDeadline(deadline)
@@ -170,11 +173,9 @@ func (rm *Remote) refuse(c *websocket.Conn, msgType int, code int, result, reaso
 }
 
 // ServeHTTP upgrades the connection and runs the session.
-func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (rm *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !websocket.IsWebSocketUpgrade(r) {
-		if hasBody(r) {
-			refuseUnread(w, r, r.Body) // answer at once, do not drain a body nobody will read
-		}
+		proxy.RefuseBody(w, r) // answer at once, do not drain a body nobody will read
 		apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "the remote-management face speaks websocket only: open a websocket and send a hello", nil))
 		return
 	}
@@ -208,20 +209,17 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "unauthorized", "hello.apiKey is missing")
 		return
 	}
-	p, err := rm.opt.Resolver.Resolve(r.Context(), h.APIKey)
-	switch {
-	case errors.Is(err, cache.ErrUnavailable):
-		rm.refuse(dev, msgType, websocket.CloseTryAgainLater, "unavailable", "key store unavailable, try again shortly")
-		return
-	case errors.Is(err, cache.ErrExpired):
-		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "unauthorized", "API key expired")
-		return
-	case err != nil:
-		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "unauthorized", "unknown or revoked API key")
-		return
+	p, err := proxy.Identify(r.Context(), rm.opt.Resolver, h.APIKey)
+	if err == nil {
+		err = proxy.Authorize(p, policy.Route{Face: policy.FaceRemote, Class: policy.ClassRemote})
 	}
-	if err := policy.Allow(p, policy.Route{Face: policy.FaceRemote, Class: policy.ClassRemote}); err != nil {
-		rm.refuse(dev, msgType, websocket.ClosePolicyViolation, "denied", err.Error())
+	if e := (*apierr.Error)(nil); errors.As(err, &e) {
+		// The gateway's answer, as a close: retry later when the key store is away, else refused.
+		code := websocket.ClosePolicyViolation
+		if e.RetryAfter > 0 {
+			code = websocket.CloseTryAgainLater
+		}
+		rm.refuse(dev, msgType, code, e.Outcome, e.Public)
 		return
 	}
 	s := &session{device: dev, hash: keys.HashKey(h.APIKey), p: p, deviceID: h.DeviceID}
@@ -232,9 +230,7 @@ func (rm *Remote) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rm.leave(s)
 
 	hdr := http.Header{}
-	hdr.Set(HeaderProject, strconv.FormatInt(p.ProjectID, 10))
-	hdr.Set(HeaderRole, p.Role.String())
-	hdr.Set(HeaderKeyID, strconv.FormatInt(p.KeyID, 10))
+	proxy.SetIdentity(hdr, p)
 	if xff := r.RemoteAddr; xff != "" {
 		if host, _, err := net.SplitHostPort(xff); err == nil {
 			hdr.Set("X-Forwarded-For", host)
@@ -296,7 +292,7 @@ func encodingName(t int) string {
 
 // relay copies frames both ways until either side closes. Pings, pongs and close frames are
 // forwarded as they arrive; data frames stream through without buffering whole messages.
-func (rm *Remote) relay(s *session) string {
+func (rm *Face) relay(s *session) string {
 	dev, up := s.device, s.upstream
 	deadline := func() time.Time { return time.Now().Add(5 * time.Second) }
 	dev.SetPingHandler(func(data string) error {
@@ -372,7 +368,7 @@ func closeReason(err error) string {
 }
 
 // admit registers a session within the configured bounds; it returns a refusal reason or "".
-func (rm *Remote) admit(s *session) string {
+func (rm *Face) admit(s *session) string {
 	rm.mu.Lock()
 	if rm.closing {
 		rm.mu.Unlock()
@@ -410,7 +406,7 @@ func (rm *Remote) admit(s *session) string {
 	return ""
 }
 
-func (rm *Remote) leave(s *session) {
+func (rm *Face) leave(s *session) {
 	rm.mu.Lock()
 	if set := rm.byHash[s.hash]; set != nil {
 		delete(set, s)
@@ -437,7 +433,7 @@ func (rm *Remote) leave(s *session) {
 }
 
 // Apply ends the open sessions of a revoked key (the store's announcements).
-func (rm *Remote) Apply(e keys.Event) {
+func (rm *Face) Apply(e keys.Event) {
 	graceEnds := e.Kind == keys.EventKeyChanged && e.GraceUntil != 0
 	if e.Kind != keys.EventRevoked && !graceEnds {
 		return
@@ -466,7 +462,7 @@ func (rm *Remote) Apply(e keys.Event) {
 }
 
 // Shutdown closes every session with "going away" (devices reconnect elsewhere) and waits for them.
-func (rm *Remote) Shutdown(ctx context.Context) {
+func (rm *Face) Shutdown(ctx context.Context) {
 	rm.mu.Lock()
 	rm.closing = true
 	var all []*session
@@ -486,7 +482,7 @@ func (rm *Remote) Shutdown(ctx context.Context) {
 }
 
 // Sessions is the number of open sessions.
-func (rm *Remote) Sessions() int {
+func (rm *Face) Sessions() int {
 	rm.mu.Lock()
 	defer rm.mu.Unlock()
 	return len(rm.allSession)
