@@ -43,6 +43,7 @@ type Handler struct {
 	mux   *http.ServeMux
 	log   *slog.Logger
 	now   func() time.Time
+	ops   Ops
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -56,6 +57,7 @@ func New(s Store, log *slog.Logger) *Handler {
 		log = slog.Default()
 	}
 	h := &Handler{store: s, mux: http.NewServeMux(), log: log, now: time.Now}
+	h.ops = Ops{Store: s, Log: log, Now: func() time.Time { return h.now() }}
 	admin := func(r keys.Role) bool { return r == keys.RoleAdmin }
 	addData := func(r keys.Role) bool { return r.Valid() && r != keys.RoleReadOnly }
 	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(admin, h.listAPIKeys))
@@ -224,21 +226,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request, p keys.Principa
 	if req.TTL < 0 || req.TTL > maxTTL {
 		return badRequest(fmt.Sprintf("ttl must be a number of seconds between 1 and %d (leave it out for a key that never expires)", maxTTL))
 	}
-	k := req.APIKey
-	if k == "" {
-		if k, err = keys.GenerateAPIKey(); err != nil {
-			return err
-		}
-	} else if err := keys.ValidateAPIKey(k); err != nil {
-		return badRequest(err.Error())
-	}
-	ak, err := h.store.CreateAPIKey(r.Context(), keys.NewAPIKey{ProjectID: pid, Name: req.Name, Role: role, IsDevelopmentKey: req.IsDevelopmentKey, Key: k,
-		TTL: time.Duration(req.TTL) * time.Second, CreatedBy: &keys.Actor{KeyID: p.KeyID, Name: p.Name}})
+	ak, k, err := h.ops.CreateAPIKey(r.Context(), CallerOf(p, clientIP(r)), keys.NewAPIKey{ProjectID: pid, Name: req.Name, Role: role,
+		IsDevelopmentKey: req.IsDevelopmentKey, Key: req.APIKey, TTL: time.Duration(req.TTL) * time.Second})
 	if err != nil {
 		return err
 	}
-	h.log.Info("api key created", "project", pid, "key_id", ak.ID, "role", role.String(), "dev", ak.IsDevelopmentKey)
-	h.audit(r, p, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
 	return writeJSON(w, CreatedResponse{Success: true, ID: ak.ID, APIKey: k})
 }
 
@@ -265,18 +257,9 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request, p keys.Principa
 	if err != nil {
 		return err
 	}
-	ak, err := h.store.GetAPIKey(r.Context(), pid, id)
-	if err != nil {
+	if err := h.ops.RevokeAPIKey(r.Context(), CallerOf(p, clientIP(r)), pid, id, onlyRole); err != nil {
 		return err
 	}
-	if onlyRole != keys.RoleInvalid && ak.Role != onlyRole {
-		return badRequest(fmt.Sprintf("API key %d has the %s role, not %s", id, ak.Role.Label(), onlyRole.Label()))
-	}
-	if err := h.store.RevokeAPIKey(r.Context(), pid, id); err != nil {
-		return err
-	}
-	h.log.Info("api key revoked", "project", pid, "key_id", id)
-	h.audit(r, p, pid, keys.AuditRevoke, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: id, Name: ak.Name})
 	return writeJSON(w, struct {
 		Success bool `json:"success"`
 	}{true})
@@ -309,21 +292,11 @@ func (h *Handler) createHMACKey(w http.ResponseWriter, r *http.Request, p keys.P
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if req.HMACKey != "" {
-		if err := keys.ValidateHMACStrength(req.HMACKey); err != nil {
-			return badRequest(err.Error())
-		}
-	}
-	n := keys.NewHMACKey{ProjectID: pid, Name: req.Name, Secret: req.HMACKey, IsDevelopmentKey: req.IsDevelopmentKey, Devices: req.Devices}
-	if err := n.Validate(); err != nil {
-		return badRequest(err.Error())
-	}
-	hk, err := h.store.CreateHMACKey(r.Context(), n)
+	hk, err := h.ops.CreateHMACKey(r.Context(), CallerOf(p, clientIP(r)), keys.NewHMACKey{ProjectID: pid, Name: req.Name, Secret: req.HMACKey,
+		IsDevelopmentKey: req.IsDevelopmentKey, Devices: req.Devices})
 	if err != nil {
 		return err
 	}
-	h.log.Info("hmac key created", "project", pid, "hmac_id", hk.ID, "dev", hk.IsDevelopmentKey, "devices", len(hk.Devices))
-	h.audit(r, p, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 	return writeJSON(w, CreatedResponse{Success: true, ID: hk.ID})
 }
 
@@ -332,11 +305,9 @@ func (h *Handler) deleteHMACKey(w http.ResponseWriter, r *http.Request, p keys.P
 	if err != nil {
 		return err
 	}
-	if err := h.store.DeleteHMACKey(r.Context(), pid, id); err != nil {
+	if err := h.ops.DeleteHMACKey(r.Context(), CallerOf(p, clientIP(r)), pid, id); err != nil {
 		return err
 	}
-	h.log.Info("hmac key deleted", "project", pid, "hmac_id", id)
-	h.audit(r, p, pid, keys.AuditDelete, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: id})
 	return writeJSON(w, struct {
 		Success bool `json:"success"`
 	}{true})

@@ -126,16 +126,10 @@ func (h *Handler) rollAPIKey(w http.ResponseWriter, r *http.Request, p keys.Prin
 	if err != nil {
 		return err
 	}
-	k, err := keys.GenerateAPIKey()
+	ak, k, err := h.ops.RollAPIKey(r.Context(), CallerOf(p, clientIP(r)), pid, id, grace)
 	if err != nil {
 		return err
 	}
-	ak, err := h.store.RollAPIKey(r.Context(), pid, id, k, grace)
-	if err != nil {
-		return err
-	}
-	h.log.Info("api key rolled", "project", pid, "key_id", id, "grace", grace.String())
-	h.audit(r, p, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: id, Name: ak.Name})
 	return writeJSON(w, CreatedResponse{Success: true, ID: ak.ID, APIKey: k})
 }
 
@@ -148,20 +142,10 @@ func (h *Handler) rollHMACKey(w http.ResponseWriter, r *http.Request, p keys.Pri
 	if err != nil {
 		return err
 	}
-	secret := req.HMACKey
-	if secret == "" {
-		if secret, err = keys.GenerateHMACKey(); err != nil {
-			return err
-		}
-	} else if err := keys.ValidateHMACStrength(secret); err != nil {
-		return badRequest(err.Error())
-	}
-	hk, err := h.store.RollHMACKey(r.Context(), pid, id, secret, grace)
+	hk, secret, err := h.ops.RollHMACKey(r.Context(), CallerOf(p, clientIP(r)), pid, id, req.HMACKey, grace)
 	if err != nil {
 		return err
 	}
-	h.log.Info("hmac key rolled", "project", pid, "hmac_id", id, "grace", grace.String())
-	h.audit(r, p, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: id, Name: hk.Name})
 	return writeJSON(w, CreatedResponse{Success: true, ID: hk.ID, HMACKey: secret})
 }
 

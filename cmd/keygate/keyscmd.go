@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/keygate/keygate/admin"
+	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/server"
 )
@@ -51,22 +53,35 @@ func subcommands(group string, subs ...sub) cmdFunc {
 
 var (
 	runKeys = subcommands("keys", sub{"create", keysCreate}, sub{"list", keysList},
-		sub{"revoke", removeCmd("keys revoke", "API key", "Revoked", keys.TargetAPIKey, keys.AuditRevoke, keys.Store.RevokeAPIKey)},
+		sub{"revoke", removeCmd("keys revoke", "API key", "Revoked", revokeAny)},
 		sub{"roll", keysRoll})
 	runHMAC = subcommands("hmac", sub{"create", hmacCreate}, sub{"list", hmacList},
-		sub{"delete", removeCmd("hmac delete", "HMAC key", "Deleted", keys.TargetHMACKey, keys.AuditDelete, keys.Store.DeleteHMACKey)},
+		sub{"delete", removeCmd("hmac delete", "HMAC key", "Deleted", admin.Ops.DeleteHMACKey)},
 		sub{"roll", hmacRoll})
 )
 
-// projectFlags is a command's flag set with its required --project.
+// revokeAny revokes an API key whatever its role.
+func revokeAny(o admin.Ops, ctx context.Context, c admin.Caller, pid, id int64) error {
+	return o.RevokeAPIKey(ctx, c, pid, id, keys.RoleInvalid)
+}
+
+// projectFlags is a command's flag set with its required --project (and --id, when it names a key).
 type projectFlags struct {
 	fs      *flag.FlagSet
 	project *int64
+	id      *int64
 }
 
 func newProjectFlags(name string) projectFlags {
 	fs := newFlagSet(name)
-	return projectFlags{fs, fs.Int64("project", 0, "project id (required)")}
+	return projectFlags{fs: fs, project: fs.Int64("project", 0, "project id (required)")}
+}
+
+// newKeyFlags is newProjectFlags with a required --id naming one of the project's keys.
+func newKeyFlags(name, what string) projectFlags {
+	p := newProjectFlags(name)
+	p.id = p.fs.Int64("id", 0, "id of the "+what+" (required)")
+	return p
 }
 
 // parse parses the command's flags and returns its --project.
@@ -77,7 +92,28 @@ func (p projectFlags) parse(args []string) (int64, error) {
 	if *p.project <= 0 {
 		return 0, usagef("%s: --project is required and must be a positive integer", p.fs.Name())
 	}
+	if p.id != nil && *p.id <= 0 {
+		return 0, usagef("%s: --id is required", p.fs.Name())
+	}
 	return *p.project, nil
+}
+
+// cliOps are the key-management operations (admin.Ops) on s, acting as the CLI's user.
+func cliOps(s keys.Store) (admin.Ops, admin.Caller) {
+	return admin.Ops{Store: s}, admin.Caller{Actor: cliActor()}
+}
+
+// opError is the CLI's one reading of an operation's error: a refused input is a usage error
+// (exit 2) named after the command, a missing key names what was looked for.
+func opError(name string, err error, pid, id int64, what string) error {
+	var e *apierr.Error
+	switch {
+	case errors.As(err, &e) && e.Status == http.StatusBadRequest:
+		return usagef("%s: %s", name, e.Public)
+	case errors.Is(err, keys.ErrNotFound):
+		return fmt.Errorf("project %d has no %s with id %d", pid, what, id)
+	}
+	return err
 }
 
 // withStore opens the configured store, which must exist, for one command that reads or changes keys.
@@ -140,26 +176,25 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return usagef("keys create: --role: %v", err)
 	}
-	actor := cliActor()
-	n := keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: *key, TTL: life, CreatedBy: &actor}
+	n := keys.NewAPIKey{ProjectID: pid, Name: *name, Role: r, IsDevelopmentKey: *dev, Key: *key, TTL: life}
 	if n.Key == "" {
 		if n.Key, err = keys.GenerateAPIKey(); err != nil {
 			return err
 		}
 	}
-	if err := n.Validate(); err != nil {
+	if err := n.Validate(); err != nil { // before a store is opened, or created
 		return usagef("keys create: %v", err)
 	}
 	return withNewStore(stderr, func(s keys.Store) error {
-		ak, err := s.CreateAPIKey(ctx, n)
+		ops, c := cliOps(s)
+		ak, k, err := ops.CreateAPIKey(ctx, c, n)
 		if err != nil {
-			return err
+			return opError("keys create", err, pid, 0, "API key")
 		}
-		cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
 		if *asJSON {
-			return writeJSON(stdout, admin.NewCreatedAPIKeyResponse(ak, n.Key))
+			return writeJSON(stdout, admin.NewCreatedAPIKeyResponse(ak, k))
 		}
-		fmt.Fprintf(stdout, "%s\n", n.Key)
+		fmt.Fprintf(stdout, "%s\n", k)
 		exp := ""
 		if !ak.Expires.IsZero() {
 			exp = ", expires " + ak.Expires.Format(time.RFC3339)
@@ -198,25 +233,19 @@ func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
 }
 
 // removeCmd is `keys revoke` and `hmac delete`: one key of a project by --id.
-func removeCmd(name, what, done, kind, action string, remove func(keys.Store, context.Context, int64, int64) error) cmdFunc {
+func removeCmd(name, what, done string, remove func(admin.Ops, context.Context, admin.Caller, int64, int64) error) cmdFunc {
 	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
-		p := newProjectFlags(name)
-		id := p.fs.Int64("id", 0, "id of the "+what+" (required)")
+		p := newKeyFlags(name, what)
 		pid, err := p.parse(args)
 		if err != nil {
 			return err
 		}
-		if *id <= 0 {
-			return usagef("%s: --id is required", name)
-		}
 		return withStore(func(s keys.Store) error {
-			if err := remove(s, ctx, pid, *id); errors.Is(err, keys.ErrNotFound) {
-				return fmt.Errorf("project %d has no %s with id %d", pid, what, *id)
-			} else if err != nil {
-				return err
+			ops, c := cliOps(s)
+			if err := remove(ops, ctx, c, pid, *p.id); err != nil {
+				return opError(name, err, pid, *p.id, what)
 			}
-			cliAudit(ctx, s, pid, action, keys.AuditTarget{Kind: kind, ID: *id})
-			fmt.Fprintf(stdout, "%s %s %d of project %d.\n", done, what, *id, pid)
+			fmt.Fprintf(stdout, "%s %s %d of project %d.\n", done, what, *p.id, pid)
 			return nil
 		})
 	}
@@ -244,25 +273,24 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return hmacCreateBulk(ctx, pid, *name, *devicesFrom, *asJSON, stdout, stderr)
 	}
-	secret := *key
-	if secret == "" {
-		if secret, err = keys.GenerateHMACKey(); err != nil {
+	n := keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: *key, IsDevelopmentKey: *dev, Devices: devices}
+	if n.Secret == "" {
+		if n.Secret, err = keys.GenerateHMACKey(); err != nil {
 			return err
 		}
-	} else if err := keys.ValidateHMACStrength(secret); err != nil {
+	} else if err := keys.ValidateHMACStrength(n.Secret); err != nil {
 		return usagef("hmac create: --key: %v", err)
 	}
-	n := keys.NewHMACKey{ProjectID: pid, Name: *name, Secret: secret, IsDevelopmentKey: *dev, Devices: devices}
-	if err := n.Validate(); err != nil {
+	if err := n.Validate(); err != nil { // before a store is opened, or created
 		return usagef("hmac create: %v", err)
 	}
 	warnPlaintext(stderr)
 	return withNewStore(stderr, func(s keys.Store) error {
-		hk, err := s.CreateHMACKey(ctx, n)
+		ops, c := cliOps(s)
+		hk, err := ops.CreateHMACKey(ctx, c, n)
 		if err != nil {
-			return err
+			return opError("hmac create", err, pid, 0, "HMAC key")
 		}
-		cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 		if *asJSON {
 			return writeJSON(stdout, admin.CreatedHMACKeyResponse{Success: true, HMACKeyView: admin.NewHMACKeyView(hk)})
 		}

@@ -27,12 +27,6 @@ func cliActor() keys.Actor {
 	return keys.Actor{Name: name + " (CLI)"}
 }
 
-// cliAudit records a CLI action in the project's audit trail (no log line: the command's own
-// output says what it did).
-func cliAudit(ctx context.Context, s keys.Store, pid int64, action string, target keys.AuditTarget) {
-	keys.RecordAudit(ctx, s, nil, pid, keys.AuditEvent{Action: action, Actor: cliActor(), Target: target, Outcome: keys.OutcomeSuccess})
-}
-
 // graceFlag registers --grace (how long the old secret keeps working after a roll).
 func graceFlag(fs *flag.FlagSet) func() (time.Duration, error) {
 	g := fs.String("grace", "", "how long the old secret keeps working, e.g. 24h, 7d, or 0 to stop it at once (required)")
@@ -49,35 +43,19 @@ func graceFlag(fs *flag.FlagSet) func() (time.Duration, error) {
 }
 
 func keysRoll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	p := newProjectFlags("keys roll")
-	fs := p.fs
-	id := fs.Int64("id", 0, "id of the key to roll (required)")
-	grace := graceFlag(fs)
-	asJSON := fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/apikeys/{id}/roll)")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	if *id <= 0 {
-		return usagef("keys roll: --id is required")
-	}
-	g, err := grace()
-	if err != nil {
-		return err
-	}
-	k, err := keys.GenerateAPIKey()
+	p := newKeyFlags("keys roll", "key to roll")
+	grace := graceFlag(p.fs)
+	asJSON := p.fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/apikeys/{id}/roll)")
+	pid, g, err := parseRoll(p, grace, args)
 	if err != nil {
 		return err
 	}
 	return withStore(func(s keys.Store) error {
-		ak, err := s.RollAPIKey(ctx, pid, *id, k, g)
-		if errors.Is(err, keys.ErrNotFound) {
-			return fmt.Errorf("project %d has no API key with id %d", pid, *id)
-		}
+		ops, c := cliOps(s)
+		ak, k, err := ops.RollAPIKey(ctx, c, pid, *p.id, g)
 		if err != nil {
-			return err
+			return opError("keys roll", err, pid, *p.id, "API key")
 		}
-		cliAudit(ctx, s, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
 		if *asJSON {
 			return writeJSON(stdout, admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k})
 		}
@@ -88,6 +66,16 @@ func keysRoll(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 }
 
+// parseRoll parses a roll command's flags: its project and grace.
+func parseRoll(p projectFlags, grace func() (time.Duration, error), args []string) (int64, time.Duration, error) {
+	pid, err := p.parse(args)
+	if err != nil {
+		return 0, 0, err
+	}
+	g, err := grace()
+	return pid, g, err
+}
+
 func graceText(g time.Duration, until time.Time) string {
 	if g <= 0 {
 		return "the old secret stopped working at once"
@@ -96,40 +84,25 @@ func graceText(g time.Duration, until time.Time) string {
 }
 
 func hmacRoll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	p := newProjectFlags("hmac roll")
-	fs := p.fs
-	id := fs.Int64("id", 0, "id of the HMAC key to roll (required)")
-	grace := graceFlag(fs)
-	key := fs.String("key", "", "the new HMAC key (default: 32 random bytes as 64 hex characters)")
-	asJSON := fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/hmackeys/{id}/roll)")
-	pid, err := p.parse(args)
+	p := newKeyFlags("hmac roll", "HMAC key to roll")
+	grace := graceFlag(p.fs)
+	key := p.fs.String("key", "", "the new HMAC key (default: 32 random bytes as 64 hex characters)")
+	asJSON := p.fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/hmackeys/{id}/roll)")
+	pid, g, err := parseRoll(p, grace, args)
 	if err != nil {
 		return err
 	}
-	if *id <= 0 {
-		return usagef("hmac roll: --id is required")
-	}
-	g, err := grace()
-	if err != nil {
-		return err
-	}
-	secret := *key
-	if secret == "" {
-		if secret, err = keys.GenerateHMACKey(); err != nil {
-			return err
+	if *key != "" {
+		if err := keys.ValidateHMACStrength(*key); err != nil {
+			return usagef("hmac roll: --key: %v", err)
 		}
-	} else if err := keys.ValidateHMACStrength(secret); err != nil {
-		return usagef("hmac roll: --key: %v", err)
 	}
 	return withStore(func(s keys.Store) error {
-		hk, err := s.RollHMACKey(ctx, pid, *id, secret, g)
-		if errors.Is(err, keys.ErrNotFound) {
-			return fmt.Errorf("project %d has no HMAC key with id %d", pid, *id)
-		}
+		ops, c := cliOps(s)
+		hk, secret, err := ops.RollHMACKey(ctx, c, pid, *p.id, *key, g)
 		if err != nil {
-			return err
+			return opError("hmac roll", err, pid, *p.id, "HMAC key")
 		}
-		cliAudit(ctx, s, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
 		if *asJSON {
 			return writeJSON(stdout, admin.CreatedResponse{Success: true, ID: hk.ID, HMACKey: secret})
 		}
@@ -165,4 +138,10 @@ func runAudit(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		}
 		return admin.WriteAudit(stdout, events, next)
 	})
+}
+
+// cliAudit records a CLI action in the project's audit trail.
+func cliAudit(ctx context.Context, s keys.Store, pid int64, action string, target keys.AuditTarget) {
+	ops, c := cliOps(s)
+	ops.Audit(ctx, c, pid, action, target)
 }

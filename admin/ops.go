@@ -1,0 +1,157 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/keygate/keygate/keys"
+)
+
+// Ops are the key-management operations themselves (check the input, generate the secret, change
+// the store, log, audit), written once for both ways in: the HTTP handler and the command line. A
+// refusal of the input is a 400 *apierr.Error; the CLI turns it into its usage error.
+type Ops struct {
+	Store Store
+	// Log gets one line per change and the audit trail's log lines; nil: none (the CLI, whose own
+	// output says what it did).
+	Log *slog.Logger
+	// Now stamps audit events; nil: time.Now.
+	Now func() time.Time
+}
+
+// Caller is who performs an operation and from where, for the audit trail.
+type Caller struct {
+	Actor keys.Actor
+	IP    string
+}
+
+// CallerOf is the caller a request's principal is.
+func CallerOf(p keys.Principal, ip string) Caller {
+	return Caller{Actor: keys.Actor{KeyID: p.KeyID, Name: p.Name}, IP: ip}
+}
+
+func (o Ops) info(msg string, args ...any) {
+	if o.Log != nil {
+		o.Log.Info(msg, args...)
+	}
+}
+
+// Audit records a successful action of c in project pid's audit trail.
+func (o Ops) Audit(ctx context.Context, c Caller, pid int64, action string, target keys.AuditTarget) {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	keys.RecordAudit(ctx, o.Store, o.Log, pid, keys.AuditEvent{
+		Time: now(), Action: action, Actor: c.Actor, Target: target, IPAddress: c.IP, Outcome: keys.OutcomeSuccess,
+	})
+}
+
+// CreateAPIKey creates n (with a generated key when n.Key is empty) and returns it with the whole
+// key, which is shown this once.
+func (o Ops) CreateAPIKey(ctx context.Context, c Caller, n keys.NewAPIKey) (keys.APIKey, string, error) {
+	if n.Key == "" {
+		k, err := keys.GenerateAPIKey()
+		if err != nil {
+			return keys.APIKey{}, "", err
+		}
+		n.Key = k
+	}
+	if err := n.Validate(); err != nil {
+		return keys.APIKey{}, "", badRequest(err.Error())
+	}
+	if n.CreatedBy == nil {
+		n.CreatedBy = &c.Actor
+	}
+	ak, err := o.Store.CreateAPIKey(ctx, n)
+	if err != nil {
+		return keys.APIKey{}, "", err
+	}
+	o.info("api key created", "project", n.ProjectID, "key_id", ak.ID, "role", ak.Role.String(), "dev", ak.IsDevelopmentKey)
+	o.Audit(ctx, c, n.ProjectID, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: ak.ID, Name: ak.Name})
+	return ak, n.Key, nil
+}
+
+// RevokeAPIKey revokes API key id of project pid; with onlyRole set, only a key of that role.
+func (o Ops) RevokeAPIKey(ctx context.Context, c Caller, pid, id int64, onlyRole keys.Role) error {
+	ak, err := o.Store.GetAPIKey(ctx, pid, id)
+	if err != nil {
+		return err
+	}
+	if onlyRole != keys.RoleInvalid && ak.Role != onlyRole {
+		return badRequest(fmt.Sprintf("API key %d has the %s role, not %s", id, ak.Role.Label(), onlyRole.Label()))
+	}
+	if err := o.Store.RevokeAPIKey(ctx, pid, id); err != nil {
+		return err
+	}
+	o.info("api key revoked", "project", pid, "key_id", id)
+	o.Audit(ctx, c, pid, keys.AuditRevoke, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: id, Name: ak.Name})
+	return nil
+}
+
+// RollAPIKey gives API key id a new generated secret; the old one works for grace more.
+func (o Ops) RollAPIKey(ctx context.Context, c Caller, pid, id int64, grace time.Duration) (keys.APIKey, string, error) {
+	k, err := keys.GenerateAPIKey()
+	if err != nil {
+		return keys.APIKey{}, "", err
+	}
+	ak, err := o.Store.RollAPIKey(ctx, pid, id, k, grace)
+	if err != nil {
+		return keys.APIKey{}, "", err
+	}
+	o.info("api key rolled", "project", pid, "key_id", id, "grace", grace.String())
+	o.Audit(ctx, c, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetAPIKey, ID: id, Name: ak.Name})
+	return ak, k, nil
+}
+
+// CreateHMACKey creates n; its secret, when given, must be strong enough.
+func (o Ops) CreateHMACKey(ctx context.Context, c Caller, n keys.NewHMACKey) (keys.HMACKey, error) {
+	if n.Secret != "" {
+		if err := keys.ValidateHMACStrength(n.Secret); err != nil {
+			return keys.HMACKey{}, badRequest(err.Error())
+		}
+	}
+	if err := n.Validate(); err != nil {
+		return keys.HMACKey{}, badRequest(err.Error())
+	}
+	hk, err := o.Store.CreateHMACKey(ctx, n)
+	if err != nil {
+		return keys.HMACKey{}, err
+	}
+	o.info("hmac key created", "project", n.ProjectID, "hmac_id", hk.ID, "dev", hk.IsDevelopmentKey, "devices", len(hk.Devices))
+	o.Audit(ctx, c, n.ProjectID, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: hk.ID, Name: hk.Name})
+	return hk, nil
+}
+
+// DeleteHMACKey deletes HMAC key id of project pid.
+func (o Ops) DeleteHMACKey(ctx context.Context, c Caller, pid, id int64) error {
+	if err := o.Store.DeleteHMACKey(ctx, pid, id); err != nil {
+		return err
+	}
+	o.info("hmac key deleted", "project", pid, "hmac_id", id)
+	o.Audit(ctx, c, pid, keys.AuditDelete, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: id})
+	return nil
+}
+
+// RollHMACKey gives HMAC key id a new secret (generated when secret is empty); the old one works
+// for grace more. It returns the new secret, which is shown this once.
+func (o Ops) RollHMACKey(ctx context.Context, c Caller, pid, id int64, secret string, grace time.Duration) (keys.HMACKey, string, error) {
+	if secret == "" {
+		s, err := keys.GenerateHMACKey()
+		if err != nil {
+			return keys.HMACKey{}, "", err
+		}
+		secret = s
+	} else if err := keys.ValidateHMACStrength(secret); err != nil {
+		return keys.HMACKey{}, "", badRequest(err.Error())
+	}
+	hk, err := o.Store.RollHMACKey(ctx, pid, id, secret, grace)
+	if err != nil {
+		return keys.HMACKey{}, "", err
+	}
+	o.info("hmac key rolled", "project", pid, "hmac_id", id, "grace", grace.String())
+	o.Audit(ctx, c, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: id, Name: hk.Name})
+	return hk, secret, nil
+}
