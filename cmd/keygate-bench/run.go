@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -113,9 +114,18 @@ func (b *bench) start(name string, core int, env []string, args ...string) (*exe
 
 func (b *bench) stopAll() {
 	for _, p := range b.procs {
-		if p.Process != nil {
+		if p.Process == nil || p.ProcessState != nil {
+			continue
+		}
+		// SIGTERM first: nginx's master stops its worker then (SIGKILL would orphan it).
+		p.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(3 * time.Second):
 			p.Process.Kill()
-			p.Wait()
+			<-done
 		}
 	}
 }
@@ -345,7 +355,9 @@ func (b *bench) keygateRun(label string, redisAddr *string) error {
 		b.headlineRounds(kg, S, others)
 		for _, o := range others {
 			if o.p != nil {
-				o.p.Process.Kill()
+				// SIGTERM, not SIGKILL: nginx's master then stops its worker (a killed master
+				// leaves the worker running).
+				o.p.Process.Signal(syscall.SIGTERM)
 				o.p.Wait()
 			}
 		}
