@@ -15,6 +15,21 @@ import (
 // be what every backend reads, so whatever a common backend could read differently is refused
 // (or, for headers that only ever steer routing, dropped before forwarding).
 
+// connectionClose is the Connection header value that makes net/http close the client connection
+// after the answer (shared, never modified).
+var connectionClose = []string{"close"}
+
+// ambiguousFraming reports a request whose end a proxy in front of keygate may have placed
+// elsewhere: any chunked request (net/http has already removed a Content-Length sent beside
+// Transfer-Encoding, so "chunked" and "chunked plus Content-Length" look the same here) and any
+// HTTP/1.0 request (net/http ignores Transfer-Encoding on HTTP/1.0 and reads the chunked body as
+// the next request). RFC 9112 §6.1 requires closing the connection after such a request; keeping
+// it would let bytes a front proxy sent as one request's body be read as the next request, or
+// glue another client's request onto an attacker's body.
+func ambiguousFraming(r *http.Request) bool {
+	return len(r.TransferEncoding) > 0 || r.ProtoMajor == 1 && r.ProtoMinor == 0
+}
+
 func badRequest(msg string) *apierr.Error {
 	return apierr.New(http.StatusBadRequest, "bad_request", msg, nil)
 }

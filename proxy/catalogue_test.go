@@ -549,8 +549,9 @@ func TestCatalogueHolds(t *testing.T) {
 	}
 	add(
 		// Both framings: net/http reads it as chunked (TE wins, RFC 9112 §6.3) and re-frames it for
-		// the upstream, so keygate and the upstream see the same one request; the bytes after the
-		// last chunk are a second request, judged on its own (no key: 401).
+		// the upstream, so keygate and the upstream see the same one request; the connection is
+		// closed after the answer, so the bytes after the last chunk are never read as a request
+		// (catalogue_framing_test.go).
 		catalogueCase{name: "smuggling: CL and TE", raw: "POST /v1/api/1/raw-data/1/rename HTTP/1.1\nHost: k\nx-api-key: {read1}\nContent-Length: 4\nTransfer-Encoding: chunked\n\n0\n\nGET /v1/api/1/jobs/train/keras/1 HTTP/1.1\nHost: k\nConnection: close\n\n",
 			status: 403, says: "role may not"},
 		smuggle("two CL", "POST /v1/api/1/raw-data/1/rename HTTP/1.1\nHost: k\nx-api-key: {ingest1}\nContent-Length: 0\nContent-Length: 44\n\nPOST /v1/api/1/jobs/train HTTP/1.1\nHost: k\n\n"),

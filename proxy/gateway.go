@@ -209,6 +209,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := &state{}
 	st.requestID = requestID(r.Header, &st.ridBuf)
 	w.Header()[HeaderRequestID] = st.requestID
+	if ambiguousFraming(r) {
+		w.Header()["Connection"] = connectionClose
+	}
 	declared, raw := hasBody(r), r.Body
 	if err := g.handle(sw, r, st); err != nil {
 		var e *apierr.Error
