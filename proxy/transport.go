@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"sync"
@@ -29,6 +30,10 @@ type TransportOptions struct {
 	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept per upstream. Go's default
 	// of 2 means a new connection per request under concurrency; keygate keeps many.
 	MaxIdleConnsPerHost int
+	// DialTLS, when set, makes the TLS connections to https upstreams (it must handshake; see
+	// tlsfiles.Client.Dialer: extra roots and a client certificate, reloaded). It wraps DialContext,
+	// which it is given. Nil: the system roots, no client certificate.
+	DialTLS func(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // NewTransport builds the upstream transport: keep-alive with a deep idle pool, no compression
@@ -51,9 +56,10 @@ func NewTransport(o TransportOptions) http.RoundTripper {
 }
 
 func newStdTransport(o TransportOptions) *http.Transport {
-	return &http.Transport{
+	dial := (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t := &http.Transport{
 		Proxy:                  nil,
-		DialContext:            (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            dial,
 		MaxIdleConns:           o.MaxIdleConnsPerHost * 2,
 		MaxIdleConnsPerHost:    o.MaxIdleConnsPerHost,
 		IdleConnTimeout:        90 * time.Second,
@@ -63,6 +69,10 @@ func newStdTransport(o TransportOptions) *http.Transport {
 		DisableCompression:     true,
 		ForceAttemptHTTP2:      false,
 	}
+	if o.DialTLS != nil {
+		t.DialTLSContext = o.DialTLS(dial)
+	}
+	return t
 }
 
 // bufferPool is httputil.BufferPool over sync.Pool: without it ReverseProxy allocates a 32 KiB copy

@@ -47,6 +47,9 @@ type Options struct {
 	MaxSessionsPerProject int
 	Metrics               *Metrics
 	Log                   *slog.Logger
+	// DialTLS, when set, makes the TLS connections to a wss:// upstream (extra roots and a client
+	// certificate, KEYGATE_UPSTREAM_CA_FILE and _CLIENT_CERT_FILE); nil: the system roots.
+	DialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Metrics are the remote face's series.
@@ -140,7 +143,8 @@ func New(o Options) *Face {
 		},
 		dialer: &websocket.Dialer{
 			HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024, WriteBufferPool: pool,
-			NetDialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			NetDialContext:    (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			NetDialTLSContext: o.DialTLS,
 		},
 		byHash: map[keys.Hash]map[*session]struct{}{}, byKey: map[int64]int{}, byProject: map[int64]int{},
 		byDevice: map[deviceKey]*session{}, allSession: map[*session]struct{}{},

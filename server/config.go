@@ -56,6 +56,22 @@ type Config struct {
 	// OpsListen serves /healthz, /readyz and /metrics.
 	OpsListen string `env:"KEYGATE_OPS_LISTEN" envDefault:":9090"`
 
+	// TLSCertFile and TLSKeyFile (PEM; both or neither) turn on TLS for the faces in TLSFaces. The
+	// files are re-read when they change (a rotated Kubernetes Secret), without a restart; a pair
+	// that does not load keeps the previous one and is logged. TLS 1.2 minimum; HTTP/2 is offered.
+	TLSCertFile string `env:"KEYGATE_TLS_CERT_FILE"`
+	TLSKeyFile  string `env:"KEYGATE_TLS_KEY_FILE"`
+	// TLSFaces lists the listeners served over TLS when a certificate is set (studio, ingestion,
+	// remote, ops; comma-separated). The ops listener stays plain unless listed.
+	TLSFaces []string `env:"KEYGATE_TLS_FACES" envDefault:"studio,ingestion,remote"`
+	// UpstreamCAFile is a PEM bundle of extra roots trusted for https and wss upstreams (a private
+	// CA), added to the system roots and re-read when it changes.
+	UpstreamCAFile string `env:"KEYGATE_UPSTREAM_CA_FILE"`
+	// UpstreamClientCertFile and UpstreamClientKeyFile (PEM; both or neither) are the client
+	// certificate presented to https and wss upstreams (mTLS), re-read when they change.
+	UpstreamClientCertFile string `env:"KEYGATE_UPSTREAM_CLIENT_CERT_FILE"`
+	UpstreamClientKeyFile  string `env:"KEYGATE_UPSTREAM_CLIENT_KEY_FILE"`
+
 	// UpstreamTimeout bounds the wait for an upstream's response headers (504 after it).
 	UpstreamTimeout time.Duration `env:"KEYGATE_UPSTREAM_TIMEOUT" envDefault:"60s"`
 	// UpstreamDialTimeout bounds connecting to an upstream (502 after it).
@@ -244,6 +260,19 @@ func (c Config) Validate() error {
 		u, err := url.Parse(c.RemoteUpstream)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 			return ConfigErrorf("KEYGATE_REMOTE_UPSTREAM: want a ws:// or wss:// URL with a host, got %q", c.RemoteUpstream)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return ConfigErrorf("KEYGATE_TLS_CERT_FILE and KEYGATE_TLS_KEY_FILE: set both (PEM files) or neither")
+	}
+	if (c.UpstreamClientCertFile == "") != (c.UpstreamClientKeyFile == "") {
+		return ConfigErrorf("KEYGATE_UPSTREAM_CLIENT_CERT_FILE and KEYGATE_UPSTREAM_CLIENT_KEY_FILE: set both (PEM files) or neither")
+	}
+	for _, f := range c.TLSFaces {
+		switch strings.TrimSpace(f) {
+		case "studio", "ingestion", "remote", "ops":
+		default:
+			return ConfigErrorf("KEYGATE_TLS_FACES: want a comma-separated list of studio, ingestion, remote and ops, got %q", strings.Join(c.TLSFaces, ","))
 		}
 	}
 	if c.StudioUpstream == "" && c.IngestionUpstream == "" && c.RemoteUpstream == "" {
@@ -471,4 +500,17 @@ func NewLogger(c Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// tlsOn reports whether the named listener is served over TLS.
+func (c Config) tlsOn(name string) bool {
+	if c.TLSCertFile == "" {
+		return false
+	}
+	for _, f := range c.TLSFaces {
+		if strings.TrimSpace(f) == name {
+			return true
+		}
+	}
+	return false
 }

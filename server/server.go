@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"github.com/keygate/keygate/cache"
 	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/internal/logbuf"
+	"github.com/keygate/keygate/internal/tlsfiles"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
 	"github.com/keygate/keygate/policy"
@@ -77,6 +79,10 @@ type Server struct {
 	accessLog *logbuf.Writer // nil when the access log is off
 	ready     *readiness
 	handout   *admin.Handout // nil unless KEYGATE_SERVICE_TOKEN_FILE is set
+	// tlsFiles are the certificate files kept current while running (faces' pair, upstream roots
+	// and client pair); facesCert is nil without KEYGATE_TLS_CERT_FILE.
+	tlsFiles  []tlsfiles.Checker
+	facesCert *tlsfiles.Pair
 }
 
 // New opens the store and builds every part of a keygate from cfg (already validated by
@@ -146,9 +152,21 @@ func (s *Server) build() error {
 	})
 	s.usage = keys.NewUsageRecorder(store, cfg.LastUsedInterval, log)
 
-	transport := proxy.NewTransport(proxy.TransportOptions{
+	upTLS, err := s.loadTLS()
+	if err != nil {
+		return err
+	}
+	topt := proxy.TransportOptions{
 		Kind: cfg.UpstreamTransport, DialTimeout: cfg.UpstreamDialTimeout, ResponseHeaderTimeout: cfg.UpstreamTimeout, MaxIdleConnsPerHost: cfg.UpstreamMaxIdleConns,
-	})
+	}
+	var remoteDialTLS func(ctx context.Context, network, addr string) (net.Conn, error)
+	if upTLS != nil {
+		topt.DialTLS = func(d func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return upTLS.Dialer(d, "http/1.1")
+		}
+		remoteDialTLS = upTLS.Dialer((&net.Dialer{Timeout: cfg.UpstreamDialTimeout, KeepAlive: 30 * time.Second}).DialContext, "http/1.1")
+	}
+	transport := proxy.NewTransport(topt)
 	var accessLog proxy.AccessLogger
 	if cfg.AccessLog {
 		// Batched: a write system call per request line was ~7% of the CPU under load.
@@ -205,11 +223,55 @@ func (s *Server) build() error {
 			Upstream: up, Resolver: resolver, HelloTimeout: cfg.RemoteHelloTimeout, IdleTimeout: cfg.RemoteIdleTimeout,
 			OneSessionPerDevice: cfg.RemoteOneSessionPerDevice, MaxSessionsPerKey: cfg.RemoteMaxSessionsPerKey,
 			MaxSessionsPerProject: cfg.RemoteMaxSessionsPerProject, Metrics: remote.NewMetrics(s.reg), Log: log,
+			DialTLS: remoteDialTLS,
 		})
 		s.sinks = append(s.sinks, s.remote)
 		s.faces = append(s.faces, face{"remote", cfg.RemoteListen, s.remote})
 	}
 	return nil
+}
+
+// loadTLS loads the certificate files named by the configuration (an error names the variable),
+// registers their expiry gauge, and returns the upstream side (nil when nothing is configured).
+func (s *Server) loadTLS() (*tlsfiles.Client, error) {
+	cfg, log := s.cfg, s.log
+	if cfg.TLSCertFile != "" {
+		p, err := tlsfiles.LoadPair(cfg.TLSCertFile, cfg.TLSKeyFile, "faces", log)
+		if err != nil {
+			return nil, ConfigErrorf("KEYGATE_TLS_CERT_FILE/KEYGATE_TLS_KEY_FILE: want a PEM certificate and its key: %v", err)
+		}
+		s.facesCert = p
+		s.tlsFiles = append(s.tlsFiles, p)
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keygate_tls_certificate_expiry_timestamp_seconds", Help: "When the certificate in use expires (Unix time), by use: faces (serving) or upstream_client (mTLS).",
+			ConstLabels: prometheus.Labels{"cert": "faces"},
+		}, func() float64 { return float64(p.NotAfter().Unix()) }))
+	}
+	if cfg.UpstreamCAFile == "" && cfg.UpstreamClientCertFile == "" {
+		return nil, nil
+	}
+	c := &tlsfiles.Client{}
+	if cfg.UpstreamCAFile != "" {
+		pool, err := tlsfiles.LoadPool(cfg.UpstreamCAFile, log)
+		if err != nil {
+			return nil, ConfigErrorf("KEYGATE_UPSTREAM_CA_FILE: want a PEM bundle of CA certificates: %v", err)
+		}
+		c.Roots = pool
+		s.tlsFiles = append(s.tlsFiles, pool)
+	}
+	if cfg.UpstreamClientCertFile != "" {
+		p, err := tlsfiles.LoadPair(cfg.UpstreamClientCertFile, cfg.UpstreamClientKeyFile, "upstream client", log)
+		if err != nil {
+			return nil, ConfigErrorf("KEYGATE_UPSTREAM_CLIENT_CERT_FILE/KEYGATE_UPSTREAM_CLIENT_KEY_FILE: want a PEM certificate and its key: %v", err)
+		}
+		c.Cert = p
+		s.tlsFiles = append(s.tlsFiles, p)
+		s.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "keygate_tls_certificate_expiry_timestamp_seconds", Help: "When the certificate in use expires (Unix time), by use: faces (serving) or upstream_client (mTLS).",
+			ConstLabels: prometheus.Labels{"cert": "upstream_client"},
+		}, func() float64 { return float64(p.NotAfter().Unix()) }))
+	}
+	return c, nil
 }
 
 // background is one goroutine of a running keygate, stopped on its own so the drain can order them.
@@ -246,6 +308,7 @@ type running struct {
 	subscription  *background
 	checker       *background
 	usageFlusher  *background
+	tlsWatcher    *background // nil without certificate files
 	announcements *announcements
 }
 
@@ -255,6 +318,9 @@ func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
 	r := &running{announcements: &announcements{}}
 	r.usageFlusher = start(s.usage.Run)
+	if len(s.tlsFiles) > 0 {
+		r.tlsWatcher = start(func(ctx context.Context) { tlsfiles.Watch(ctx, s.tlsFiles...) })
+	}
 	live := make(chan struct{})
 	r.subscription = start(func(ctx context.Context) { s.follow(ctx, r.announcements, live) })
 	listening := &listeners{}
@@ -339,13 +405,28 @@ func (s *Server) listen(r *running) (map[string]string, error) {
 		} else {
 			r.faces = append(r.faces, srv)
 		}
+		tlsOn := s.cfg.tlsOn(f.name)
+		if tlsOn {
+			// TLS 1.2 minimum; ServeTLS offers HTTP/2 (h2) besides HTTP/1.1, except on the remote
+			// face: websocket upgrades are HTTP/1.1.
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: s.facesCert.GetCertificate}
+			if f.name == "remote" {
+				srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){}
+			}
+		}
 		addrs[f.name] = lns[i].Addr().String()
 		go func(name string, ln net.Listener) {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if tlsOn {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.log.Error("listener stopped", "face", name, "err", err)
 			}
 		}(f.name, lns[i])
-		s.log.Info("listening", "face", f.name, "addr", lns[i].Addr().String())
+		s.log.Info("listening", "face", f.name, "addr", lns[i].Addr().String(), "tls", tlsOn)
 	}
 	return addrs, nil
 }
@@ -396,7 +477,10 @@ func (s *Server) drain(r *running) {
 	for _, b := range []struct { // 3
 		name string
 		*background
-	}{{"store subscription", r.subscription}, {"readiness checker", r.checker}} {
+	}{{"store subscription", r.subscription}, {"readiness checker", r.checker}, {"certificate watcher", r.tlsWatcher}} {
+		if b.background == nil {
+			continue
+		}
 		if !b.stop(backgroundBound) {
 			s.log.Warn("background part did not stop in time", "part", b.name, "bound", backgroundBound.String())
 		}
