@@ -110,10 +110,11 @@ func hasToken(v, token string) bool {
 // checkQuery refuses an API key in the query string: a parameter named like the key header
 // (x-api-key, x_api_key, apiKey, api_key, …) or a key-shaped value. Some backends read a key
 // from the query, which would be a second key next to the judged one, and query strings land
-// in upstream logs and browser histories. Queries without "key" or "ei_" cost one scan.
+// in upstream logs and browser histories. It also refuses a parameter named like the project path
+// parameter (projectParam). Queries without "key", "ei_", "project" or '%' cost one scan each.
 func checkQuery(q string) error {
-	if q == "" || !containsFold(q, "key") && !strings.Contains(q, "ei_") {
-		return nil
+	if q == "" || !containsFold(q, "key") && !strings.Contains(q, "ei_") && !containsFold(q, "project") && strings.IndexByte(q, '%') < 0 {
+		return nil // nothing here can name a key or a project, even escaped
 	}
 	for q != "" {
 		// '&' and, for older parsers (Python before 3.9.2, some Java), ';' separate parameters.
@@ -134,11 +135,43 @@ func checkQuery(q string) error {
 		case "x-api-key", "api-key", "apikey", "x-apikey", "api-key-id":
 			return badRequest("send the API key in the x-api-key header, not in the URL")
 		}
+		if projectParam(name) {
+			return badRequest("the project is named by the path only, not by a query parameter (got " + redact.Path(name) + ")")
+		}
 		if strings.HasPrefix(strings.TrimSpace(value), keys.KeyPrefix) && len(strings.TrimSpace(value)) >= keys.MinKeyLength {
 			return badRequest("send the API key in the x-api-key header, not in the URL")
 		}
 	}
 	return nil
+}
+
+// projectParam reports a query parameter named like the Studio API's project path parameter
+// (projectId, project_id, project-id, PROJECTID, "projectId[]" …). Frameworks that merge input
+// sources read it in place of the path's id: Laravel's $request->projectId returns the query's
+// value before the route's, so ?projectId=2 on /v1/api/1/… would act on project 2 while keygate
+// judged project 1.
+func projectParam(name string) bool {
+	name = strings.TrimSpace(name)
+	if i := strings.IndexByte(name, '['); i > 0 {
+		name = name[:i]
+	}
+	n := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '_' || c == '-' || c == '.' || c == ' ':
+			continue
+		case n >= len("projectid"):
+			return false
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if c != "projectid"[n] {
+			return false
+		}
+		n++
+	}
+	return n == len("projectid")
 }
 
 // containsFold reports whether s contains the lower-case ASCII word sub, in any case, without

@@ -140,12 +140,21 @@ func TestCatalogueQueryKeys(t *testing.T) {
 	var cases []catalogueCase
 	for _, q := range []string{
 		"x-api-key={admin1}", "X-API-KEY={admin1}", "x_api_key={admin1}", "apiKey={admin1}", "api_key={admin1}", "APIKEY=x",
-		"x%5Fapi%5Fkey={admin1}", "a=1&apikey={admin1}", "q={admin1}", "a=1;b={admin1}", "filter=%20{admin1}",
+		"x%5Fapi%5Fkey={admin1}", "apik%65y=x", "q=%65i_0123456789abcdef0123456789abcdef", "a=1&apikey={admin1}", "q={admin1}", "a=1;b={admin1}", "filter=%20{admin1}",
 	} {
 		cases = append(cases, studio("query key: "+q, "GET", "/v1/api/1/raw-data?"+q, "read1", 400, "not in the URL"))
 	}
 	cases = append(cases, ingestion("query key: ingestion", "POST", "/api/training/data?apiKey={admin1}", "ingest1", 400, "not in the URL"))
-	for _, q := range []string{"key=label", "monkey=1", "q=ei_short", "sort=key"} {
+	// A project id in the query: frameworks that merge input sources (Laravel's $request->projectId)
+	// read it in place of the path's.
+	for _, q := range []string{
+		"projectId=2", "projectid=2", "PROJECTID=2", "project_id=2", "project-id=2", "a=1&projectId=2", "a=1;projectId=2",
+		"projectId[]=2", "project%49d=2", "%70rojectId=2", "project.id=2", " projectId=2",
+	} {
+		cases = append(cases, studio("query project: "+q, "GET", "/v1/api/1/raw-data?"+strings.ReplaceAll(q, " ", "%20"), "read1", 400, "path only"))
+	}
+	cases = append(cases, ingestion("query project: ingestion", "POST", "/api/training/data?projectId=2", "ingest1", 400, "path only"))
+	for _, q := range []string{"key=label", "monkey=1", "q=ei_short", "sort=key", "project=1", "projects=2", "projectIds=2", "q=projectId", "myprojectid=2"} {
 		c := studio("query key: allowed "+q, "GET", "/v1/api/1/raw-data?"+q, "read1", 200, "")
 		c.forward = "/v1/api/1/raw-data"
 		cases = append(cases, c)
