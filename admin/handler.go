@@ -377,30 +377,9 @@ func (h *Handler) updateSettings(w http.ResponseWriter, r *http.Request, p keys.
 	if err := decode(r, &req); err != nil {
 		return err
 	}
-	if req.RequireSignatures == nil && req.RequireDeviceBoundKeys == nil {
-		return badRequest("nothing to change: send requireSignatures and/or requireDeviceBoundKeys")
-	}
-	ps, err := h.store.UpdateSettings(r.Context(), pid, func(ps *keys.ProjectSettings) error {
-		if req.RequireSignatures != nil {
-			ps.RequireSignatures = *req.RequireSignatures
-		}
-		if req.RequireDeviceBoundKeys != nil {
-			ps.RequireDeviceBoundKeys = *req.RequireDeviceBoundKeys
-		}
-		return nil
-	})
+	ps, err := h.ops.UpdateSettings(r.Context(), CallerOf(p, clientIP(r)), pid, req.RequireSignatures, req.RequireDeviceBoundKeys)
 	if err != nil {
 		return err
 	}
-	h.log.Info("settings changed", "project", pid, "key_id", p.KeyID,
-		"require_signatures", ps.RequireSignatures, "require_device_bound_keys", ps.RequireDeviceBoundKeys)
-	var changed []string
-	if req.RequireSignatures != nil {
-		changed = append(changed, "requireSignatures="+strconv.FormatBool(*req.RequireSignatures))
-	}
-	if req.RequireDeviceBoundKeys != nil {
-		changed = append(changed, "requireDeviceBoundKeys="+strconv.FormatBool(*req.RequireDeviceBoundKeys))
-	}
-	h.audit(r, p, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: strings.Join(changed, " ")})
 	return writeJSON(w, NewSettingsResponse(ps))
 }

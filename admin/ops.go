@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/keys"
@@ -154,4 +156,51 @@ func (o Ops) RollHMACKey(ctx context.Context, c Caller, pid, id int64, secret st
 	o.info("hmac key rolled", "project", pid, "hmac_id", id, "grace", grace.String())
 	o.Audit(ctx, c, pid, keys.AuditRoll, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: id, Name: hk.Name})
 	return hk, secret, nil
+}
+
+// UpdateSettings changes the project's settings named (nil: left as they are) and records which.
+func (o Ops) UpdateSettings(ctx context.Context, c Caller, pid int64, requireSignatures, requireDeviceBound *bool) (keys.ProjectSettings, error) {
+	if requireSignatures == nil && requireDeviceBound == nil {
+		return keys.ProjectSettings{}, badRequest("nothing to change: send requireSignatures and/or requireDeviceBoundKeys")
+	}
+	var changed []string
+	set := func(to *bool, v *bool, name string) {
+		if v != nil {
+			*to = *v
+			changed = append(changed, name+"="+strconv.FormatBool(*v))
+		}
+	}
+	ps, err := o.Store.UpdateSettings(ctx, pid, func(ps *keys.ProjectSettings) error {
+		changed = changed[:0]
+		set(&ps.RequireSignatures, requireSignatures, "requireSignatures")
+		set(&ps.RequireDeviceBoundKeys, requireDeviceBound, "requireDeviceBoundKeys")
+		return nil
+	})
+	if err != nil {
+		return ps, err
+	}
+	o.info("settings changed", "project", pid, "key_id", c.Actor.KeyID,
+		"require_signatures", ps.RequireSignatures, "require_device_bound_keys", ps.RequireDeviceBoundKeys)
+	o.Audit(ctx, c, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: strings.Join(changed, " ")})
+	return ps, nil
+}
+
+// SetLimit overrides the project's rate limit, or API key keyID's (keyID > 0); a zero l clears it.
+func (o Ops) SetLimit(ctx context.Context, c Caller, pid, keyID int64, l keys.Limit) (keys.ProjectSettings, error) {
+	target := keys.AuditTarget{Kind: keys.TargetSettings, Name: "limit"}
+	if keyID > 0 {
+		target = keys.AuditTarget{Kind: keys.TargetAPIKey, ID: keyID}
+		if !l.IsZero() {
+			if _, err := o.Store.GetAPIKey(ctx, pid, keyID); err != nil {
+				return keys.ProjectSettings{}, err
+			}
+		}
+	}
+	ps, err := o.Store.UpdateSettings(ctx, pid, func(ps *keys.ProjectSettings) error { ps.SetLimit(keyID, l); return nil })
+	if err != nil {
+		return ps, err
+	}
+	o.info("rate limit changed", "project", pid, "key_id", keyID)
+	o.Audit(ctx, c, pid, keys.AuditLimit, target)
+	return ps, nil
 }

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"strings"
@@ -52,10 +51,10 @@ func subcommands(group string, subs ...sub) cmdFunc {
 }
 
 var (
-	runKeys = subcommands("keys", sub{"create", keysCreate}, sub{"list", keysList},
+	runKeys = subcommands("keys", sub{"create", keysCreate}, sub{"list", showCmd("keys list", " (the shape of GET /v1/api/{projectId}/apikeys)", listAPIKeys)},
 		sub{"revoke", removeCmd("keys revoke", "API key", "Revoked", revokeAny)},
 		sub{"roll", keysRoll})
-	runHMAC = subcommands("hmac", sub{"create", hmacCreate}, sub{"list", hmacList},
+	runHMAC = subcommands("hmac", sub{"create", hmacCreate}, sub{"list", showCmd("hmac list", " (the shape of GET /v1/api/{projectId}/hmackeys)", listHMACKeys)},
 		sub{"delete", removeCmd("hmac delete", "HMAC key", "Deleted", admin.Ops.DeleteHMACKey)},
 		sub{"roll", hmacRoll})
 )
@@ -116,38 +115,6 @@ func opError(name string, err error, pid, id int64, what string) error {
 	return err
 }
 
-// withStore opens the configured store, which must exist, for one command that reads or changes keys.
-func withStore(fn func(keys.Store) error) error { return openStore(nil, fn) }
-
-// withNewStore opens the configured store for a command that creates keys: the only commands that
-// may create the embedded store (they say so on stderr when they do).
-func withNewStore(stderr io.Writer, fn func(keys.Store) error) error { return openStore(stderr, fn) }
-
-func openStore(create io.Writer, fn func(keys.Store) error) error {
-	cfg, err := server.LoadStoreConfig()
-	if err != nil {
-		return err
-	}
-	var s keys.Store
-	if create != nil {
-		s, err = cfg.OpenOrCreate(create)
-	} else {
-		s, err = cfg.OpenExisting()
-	}
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return fn(s)
-}
-
-// warnPlaintext warns on stderr when HMAC keys are about to be stored without KEYGATE_MASTER_KEY.
-func warnPlaintext(stderr io.Writer) {
-	if cfg, err := server.LoadStoreConfig(); err == nil && cfg.MasterKey == "" {
-		server.WarnPlaintext(slog.New(slog.NewTextHandler(stderr, nil)))
-	}
-}
-
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -185,7 +152,7 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := n.Validate(); err != nil { // before a store is opened, or created
 		return usagef("keys create: %v", err)
 	}
-	return withNewStore(stderr, func(s keys.Store) error {
+	return server.WithStore(stderr, func(s keys.Store) error {
 		ops, c := cliOps(s)
 		ak, k, err := ops.CreateAPIKey(ctx, c, n)
 		if err != nil {
@@ -212,24 +179,39 @@ func devSuffix(dev bool) string {
 	return ""
 }
 
-func keysList(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	p := newProjectFlags("keys list")
-	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/apikeys)")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	return withStore(func(s keys.Store) error {
-		list, err := s.ListAPIKeys(ctx, pid)
+// showCmd is a command that reads one thing of a project and prints it: as text, or with --json in
+// the shape of the HTTP endpoint that answers the same (named in shape). read returns both forms.
+func showCmd(name, shape string, read func(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error)) cmdFunc {
+	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+		p := newProjectFlags(name)
+		asJSON := p.fs.Bool("json", false, "print JSON"+shape)
+		pid, err := p.parse(args)
 		if err != nil {
 			return err
 		}
-		resp := admin.NewListAPIKeysResponse(list, time.Now())
-		if *asJSON {
-			return writeJSON(stdout, resp)
-		}
-		return admin.WriteAPIKeys(stdout, resp.APIKeys)
-	})
+		return server.WithStore(nil, func(s keys.Store) error {
+			v, text, err := read(ctx, s, pid)
+			switch {
+			case err != nil:
+				return err
+			case *asJSON:
+				return writeJSON(stdout, v)
+			}
+			return text(stdout)
+		})
+	}
+}
+
+func listAPIKeys(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {
+	list, err := s.ListAPIKeys(ctx, pid)
+	resp := admin.NewListAPIKeysResponse(list, time.Now())
+	return resp, func(w io.Writer) error { return admin.WriteAPIKeys(w, resp.APIKeys) }, err
+}
+
+func listHMACKeys(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {
+	list, err := s.ListHMACKeys(ctx, pid)
+	resp := admin.NewListHMACKeysResponse(list)
+	return resp, func(w io.Writer) error { return admin.WriteHMACKeys(w, resp.HMACKeys) }, err
 }
 
 // removeCmd is `keys revoke` and `hmac delete`: one key of a project by --id.
@@ -240,7 +222,7 @@ func removeCmd(name, what, done string, remove func(admin.Ops, context.Context, 
 		if err != nil {
 			return err
 		}
-		return withStore(func(s keys.Store) error {
+		return server.WithStore(nil, func(s keys.Store) error {
 			ops, c := cliOps(s)
 			if err := remove(ops, ctx, c, pid, *p.id); err != nil {
 				return opError(name, err, pid, *p.id, what)
@@ -284,8 +266,8 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := n.Validate(); err != nil { // before a store is opened, or created
 		return usagef("hmac create: %v", err)
 	}
-	warnPlaintext(stderr)
-	return withNewStore(stderr, func(s keys.Store) error {
+	server.WarnPlaintextTo(stderr)
+	return server.WithStore(stderr, func(s keys.Store) error {
 		ops, c := cliOps(s)
 		hk, err := ops.CreateHMACKey(ctx, c, n)
 		if err != nil {
@@ -315,8 +297,8 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 	if err != nil {
 		return usagef("hmac create: %s %v", path, err)
 	}
-	warnPlaintext(stderr)
-	return withNewStore(stderr, func(s keys.Store) error {
+	server.WarnPlaintextTo(stderr)
+	return server.WithStore(stderr, func(s keys.Store) error {
 		made, cerr := keys.CreateDeviceKeys(ctx, s, pid, name, devs)
 		for _, k := range made {
 			cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: k.ID, Name: name + " (" + k.Device + ")"})
@@ -336,26 +318,6 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 	})
 }
 
-func hmacList(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	p := newProjectFlags("hmac list")
-	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/hmackeys)")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	return withStore(func(s keys.Store) error {
-		list, err := s.ListHMACKeys(ctx, pid)
-		if err != nil {
-			return err
-		}
-		resp := admin.NewListHMACKeysResponse(list)
-		if *asJSON {
-			return writeJSON(stdout, resp)
-		}
-		return admin.WriteHMACKeys(stdout, resp.HMACKeys)
-	})
-}
-
 func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p := newProjectFlags("devkeys")
 	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/devkeys)")
@@ -363,7 +325,7 @@ func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	return withStore(func(s keys.Store) error {
+	return server.WithStore(nil, func(s keys.Store) error {
 		api, hk, err := keys.DevelopmentKeys(ctx, s, pid)
 		if err != nil {
 			return err

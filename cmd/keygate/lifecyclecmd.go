@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/server"
 )
 
 // cliActor is who a CLI command acts as in the audit trail: the operating-system user (the CLI
@@ -50,7 +51,7 @@ func keysRoll(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	return withStore(func(s keys.Store) error {
+	return server.WithStore(nil, func(s keys.Store) error {
 		ops, c := cliOps(s)
 		ak, k, err := ops.RollAPIKey(ctx, c, pid, *p.id, g)
 		if err != nil {
@@ -97,7 +98,7 @@ func hmacRoll(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usagef("hmac roll: --key: %v", err)
 		}
 	}
-	return withStore(func(s keys.Store) error {
+	return server.WithStore(nil, func(s keys.Store) error {
 		ops, c := cliOps(s)
 		hk, secret, err := ops.RollHMACKey(ctx, c, pid, *p.id, *key, g)
 		if err != nil {
@@ -125,7 +126,7 @@ func runAudit(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	if *limit < 1 || *limit > 1000 {
 		return usagef("audit: --limit must be between 1 and 1000")
 	}
-	return withStore(func(s keys.Store) error {
+	return server.WithStore(nil, func(s keys.Store) error {
 		events, next, err := s.ListAudit(ctx, pid, *limit, *before)
 		if errors.Is(err, keys.ErrBadCursor) {
 			return usagef("audit: --before: not a cursor from a previous page")

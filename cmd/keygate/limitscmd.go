@@ -3,50 +3,23 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/keygate/keygate/admin"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/limit"
+	"github.com/keygate/keygate/server"
 )
 
 var (
-	runSettings = subcommands("settings", sub{"show", settingsShow("settings show")}, sub{"set", settingsSet})
-	runLimits   = subcommands("limits", sub{"set", limitsSet}, sub{"show", settingsShow("limits show")}, sub{"clear", limitsClear})
+	runSettings = subcommands("settings", sub{"show", showCmd("settings show", "", showSettings)}, sub{"set", settingsSet})
+	runLimits   = subcommands("limits", sub{"set", limitsSet}, sub{"show", showCmd("limits show", "", showSettings)}, sub{"clear", limitsClear})
 )
 
-// settingsShow prints a project's settings and limits; name is the command it runs as, so its
-// usage and errors name the command the user typed (`limits show` shares it with `settings show`).
-func settingsShow(name string) cmdFunc {
-	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-		return showSettings(ctx, name, args, stdout)
-	}
-}
-
-func showSettings(ctx context.Context, name string, args []string, stdout io.Writer) error {
-	p := newProjectFlags(name)
-	asJSON := p.fs.Bool("json", false, "print JSON")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	return withStore(func(s keys.Store) error {
-		ps, err := s.Settings(ctx, pid)
-		if err != nil {
-			return err
-		}
-		return printSettings(stdout, pid, ps, *asJSON)
-	})
-}
-
-func printSettings(w io.Writer, pid int64, ps keys.ProjectSettings, asJSON bool) error {
-	if asJSON {
-		return writeJSON(w, ps)
-	}
-	return admin.WriteSettings(w, pid, ps)
+func showSettings(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {
+	ps, err := s.Settings(ctx, pid)
+	return ps, func(w io.Writer) error { return admin.WriteSettings(w, pid, ps) }, err
 }
 
 // optBool is a true/false flag that may be left out (nil).
@@ -81,17 +54,13 @@ func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	if sig.v == nil && bound.v == nil {
 		return usagef("settings set: nothing to set (try --require-signatures=true or --require-device-bound-keys=true)")
 	}
-	return withStore(func(s keys.Store) error {
-		ps, err := s.UpdateSettings(ctx, pid, func(ps *keys.ProjectSettings) error {
-			sig.apply(&ps.RequireSignatures)
-			bound.apply(&ps.RequireDeviceBoundKeys)
-			return nil
-		})
+	return server.WithStore(nil, func(s keys.Store) error {
+		ops, c := cliOps(s)
+		ps, err := ops.UpdateSettings(ctx, c, pid, sig.v, bound.v)
 		if err != nil {
 			return err
 		}
-		cliAudit(ctx, s, pid, keys.AuditSettings, keys.AuditTarget{Kind: keys.TargetSettings, Name: settingsChange(sig.v, bound.v)})
-		return printSettings(stdout, pid, ps, false)
+		return admin.WriteSettings(stdout, pid, ps)
 	})
 }
 
@@ -130,37 +99,12 @@ func limitsClear(ctx context.Context, args []string, stdout, _ io.Writer) error 
 }
 
 func setLimit(ctx context.Context, stdout io.Writer, pid, keyID int64, l keys.Limit) error {
-	return withStore(func(s keys.Store) error {
-		if keyID > 0 && !l.IsZero() {
-			if _, err := s.GetAPIKey(ctx, pid, keyID); err != nil {
-				return fmt.Errorf("project %d has no API key with id %d", pid, keyID)
-			}
-		}
-		ps, err := s.UpdateSettings(ctx, pid, func(ps *keys.ProjectSettings) error { ps.SetLimit(keyID, l); return nil })
+	return server.WithStore(nil, func(s keys.Store) error {
+		ops, c := cliOps(s)
+		ps, err := ops.SetLimit(ctx, c, pid, keyID, l)
 		if err != nil {
-			return err
+			return opError("limits set", err, pid, keyID, "API key")
 		}
-		cliAudit(ctx, s, pid, keys.AuditLimit, limitTarget(keyID))
-		return printSettings(stdout, pid, ps, false)
+		return admin.WriteSettings(stdout, pid, ps)
 	})
-}
-
-// settingsChange names what a settings change set, for the audit trail.
-func settingsChange(sig, bound *bool) string {
-	var parts []string
-	if sig != nil {
-		parts = append(parts, "requireSignatures="+strconv.FormatBool(*sig))
-	}
-	if bound != nil {
-		parts = append(parts, "requireDeviceBoundKeys="+strconv.FormatBool(*bound))
-	}
-	return strings.Join(parts, " ")
-}
-
-// limitTarget is what a limit change acts on: a key's override, or the project's settings.
-func limitTarget(keyID int64) keys.AuditTarget {
-	if keyID > 0 {
-		return keys.AuditTarget{Kind: keys.TargetAPIKey, ID: keyID}
-	}
-	return keys.AuditTarget{Kind: keys.TargetSettings, Name: "limit"}
 }
