@@ -13,8 +13,8 @@ import (
 )
 
 var (
-	runSettings = subcommands("settings", sub{"show", showCmd("settings show", "", showSettings)}, sub{"set", settingsSet})
-	runLimits   = subcommands("limits", sub{"set", limitsSet}, sub{"show", showCmd("limits show", "", showSettings)}, sub{"clear", limitsClear})
+	runSettings = subcommands("settings", sub{"show", "", showCmd("settings show", "", showSettings)}, sub{"set", "", settingsSet})
+	runLimits   = subcommands("limits", sub{"set", "", limitsSet}, sub{"show", "", showCmd("limits show", "", showSettings)}, sub{"clear", "", limitsClear})
 )
 
 func showSettings(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -29,14 +30,9 @@ func versionString() string {
 	return "dev"
 }
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}
-
-func commands() []command {
-	return []command{
+// commands are keygate's commands; each group (keys, hmac, …) dispatches its own with subcommands.
+func commands() []sub {
+	return []sub{
 		{"serve", "run the gateway (configured from KEYGATE_* environment variables)", runServe},
 		{"demo", "run the gateway with the embedded store and a built-in stand-in backend", runDemo},
 		{"keys", "manage API keys: create, list, revoke, roll", runKeys},
@@ -51,38 +47,15 @@ func commands() []command {
 	}
 }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: keygate <command> [flags]\n\ncommands:")
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintln(w, "\nRun `keygate <command> --help` for a command's flags. Configuration: see README.md.")
-}
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // run executes one command and returns the process exit status: 0 ok, 1 failure, 2 bad usage.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		usage(stderr)
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	name := args[0]
-	if name == "help" || name == "-h" || name == "--help" {
-		usage(stdout)
-		return 0
-	}
-	for _, c := range commands() {
-		if c.name == name {
-			return exitStatus(c.run(ctx, args[1:], stdout, stderr), stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "keygate: unknown command %q (run `keygate help`)\n", name)
-	return 2
+	return exitStatus(subcommands("", commands()...)(ctx, args, stdout, stderr), stderr)
 }
 
 func exitStatus(err error, stderr io.Writer) int {
@@ -158,4 +131,44 @@ func printUsage(fs *flag.FlagSet, synopsis ...string) {
 		}
 		fmt.Fprintf(w, "  --%-14s %s%s\n", f.Name, f.Usage, def)
 	})
+}
+
+// runServe reads the configuration from the environment and runs keygate until SIGTERM or SIGINT.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" || a == "help" {
+			server.WriteUsage(stdout)
+			return nil
+		}
+	}
+	if err := parseFlags(newFlagSet("serve"), args); err != nil {
+		return err
+	}
+	cfg, err := server.LoadConfig()
+	if err != nil {
+		return err
+	}
+	log := server.NewLogger(cfg, stderr)
+	slog.SetDefault(log)
+	server.WarnUnknownVariables(log, os.Environ())
+	s, err := server.New(cfg, server.Options{Log: log, LogOutput: stderr, Version: versionString()})
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// runDemo starts the gateway on its default ports with the embedded store, in front of built-in
+// stand-in backends, and creates project 1's keys on first start.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("demo")
+	project := fs.Int64("project", 1, "the demo project's id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := server.LoadDefaults()
+	if err != nil {
+		return err
+	}
+	return server.RunDemo(ctx, cfg, *project, server.Options{LogOutput: stderr, Version: versionString()}, stdout)
 }
