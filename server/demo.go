@@ -38,9 +38,6 @@ func RunDemo(ctx context.Context, cfg Config, project int64, opt Options, stdout
 	if err != nil {
 		return err
 	}
-	if cfg.LogFormat == "json" {
-		cfg.LogFormat = "text"
-	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"runtime"
 	"sync"
 	"time"
@@ -133,6 +134,7 @@ func (s *Server) build() error {
 	var guard verify.ReplayGuard = memGuard
 	var engine limit.Engine = limit.NewLocal(0, nil)
 	if shared, ok := store.(sharedState); ok {
+		registerPoolStats(s.reg, shared.Client())
 		guard = keys.NewRedisReplayGuard(shared.Client())
 		engine = &limit.Fallback{Primary: limit.NewRedis(shared.Client()), Secondary: engine, OnFallback: metrics.LimiterFallback.Inc}
 	}
@@ -521,4 +523,43 @@ func buildInfo(version string) prometheus.Collector {
 	})
 	g.Set(1)
 	return g
+}
+
+// redisLogger sends go-redis's own log lines (reconnects, pool errors) through keygate's slog
+// handler, so they are structured lines in the configured format instead of plain text.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, userinfo.ReplaceAllString(fmt.Sprintf(format, v...), "://[redacted]@"), "component", "go-redis")
+}
+
+// userinfo matches the credentials of a URL in a log line.
+var userinfo = regexp.MustCompile(`://[^/@\s]*@`)
+
+// SetRedisLogger routes go-redis's log output to log (process-wide: go-redis has one logger).
+func SetRedisLogger(log *slog.Logger) { redis.SetLogger(redisLogger{log}) }
+
+// registerPoolStats exposes the Redis client's connection pool statistics.
+func registerPoolStats(reg prometheus.Registerer, c redis.UniversalClient) {
+	stats := func() *redis.PoolStats {
+		if ps, ok := c.(interface{ PoolStats() *redis.PoolStats }); ok {
+			if s := ps.PoolStats(); s != nil {
+				return s
+			}
+		}
+		return &redis.PoolStats{}
+	}
+	counter := func(name, help string, f func(*redis.PoolStats) uint32) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f(stats())) })
+	}
+	gauge := func(name, help string, f func(*redis.PoolStats) uint32) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f(stats())) })
+	}
+	reg.MustRegister(
+		counter("keygate_redis_pool_hits_total", "Redis commands that found a free pooled connection.", func(s *redis.PoolStats) uint32 { return s.Hits }),
+		counter("keygate_redis_pool_misses_total", "Redis commands that had to open a connection.", func(s *redis.PoolStats) uint32 { return s.Misses }),
+		counter("keygate_redis_pool_timeouts_total", "Waits for a pooled Redis connection that timed out.", func(s *redis.PoolStats) uint32 { return s.Timeouts }),
+		gauge("keygate_redis_pool_connections", "Redis connections in the pool (in use and idle).", func(s *redis.PoolStats) uint32 { return s.TotalConns }),
+		gauge("keygate_redis_pool_idle_connections", "Idle Redis connections in the pool.", func(s *redis.PoolStats) uint32 { return s.IdleConns }),
+	)
 }

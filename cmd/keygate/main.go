@@ -150,6 +150,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := server.NewLogger(cfg, stderr)
 	slog.SetDefault(log)
+	server.SetRedisLogger(log)
 	server.WarnUnknownVariables(log, os.Environ())
 	s, err := server.New(cfg, server.Options{Log: log, LogOutput: stderr, Version: versionString()})
 	if err != nil {
