@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -23,7 +24,8 @@ func TestNewFailsCleanly(t *testing.T) {
 	cfg.StudioUpstream, cfg.AccessLog = "http://127.0.0.1:1", true
 	cfg.ServiceTokenFile = filepath.Join(t.TempDir(), "missing-token")
 	before := runtime.NumGoroutine()
-	_, err = New(cfg, Options{LogOutput: io.Discard})
+	// Its log goes to the test's own output (the plaintext warning is expected here).
+	_, err = New(cfg, Options{Log: slog.New(slog.NewTextHandler(t.Output(), nil)), LogOutput: io.Discard})
 	var ce ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("New with a missing token file: %v, want a ConfigError", err)
