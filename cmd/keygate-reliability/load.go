@@ -221,6 +221,7 @@ func (l *load) window(from, to time.Duration) []event {
 type tally struct {
 	n, ok, unauth, unavailable, other5xx, transport, other [numCats]int
 	lat                                                    [numCats][]time.Duration
+	odd                                                    map[int16]int // answers other than 2xx, 401, 403, 503
 }
 
 func count(evs []event) tally {
@@ -242,6 +243,12 @@ func count(evs []event) tally {
 			t.transport[c]++
 		default:
 			t.other[c]++
+		}
+		if e.status == 0 || (e.status >= 300 && e.status != 401 && e.status != 403 && e.status != 503) {
+			if t.odd == nil {
+				t.odd = map[int16]int{}
+			}
+			t.odd[e.status]++
 		}
 	}
 	return t

@@ -195,8 +195,6 @@ func startKeygate(work, bin, name, redisURL, upstream string, extra ...string) (
 		// the grace period, which is what the suite checks.
 		"KEYGATE_CACHE_TTL=" + cacheTTL.String(),
 		"KEYGATE_CACHE_GRACE=5m",
-		"KEYGATE_UPSTREAM_TIMEOUT=1s",
-		"KEYGATE_UPSTREAM_DIAL_TIMEOUT=1s",
 	}, extra...)
 	return k, k.restart()
 }

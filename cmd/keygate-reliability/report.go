@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -78,4 +80,17 @@ func tallyTable(s *section, t tally) {
 			t.other5xx[c], t.transport[c], t.other[c], ms(percentile(t.lat[c], 0.5)), ms(percentile(t.lat[c], 0.99)))
 	}
 	s.p("")
+	if len(t.odd) > 0 {
+		var parts []string
+		for st, n := range t.odd {
+			name := strconv.Itoa(int(st))
+			if st == 0 {
+				name = "transport error"
+			}
+			parts = append(parts, fmt.Sprintf("%d × %s", n, name))
+		}
+		sort.Strings(parts)
+		s.p("Other answers: %s.", strings.Join(parts, ", "))
+		s.p("")
+	}
 }

@@ -722,7 +722,7 @@ func (su *suite) upstreamFaults(r *report) error {
 	}
 	defer up.down()
 	url := "redis://" + addr(red.port) + "/0"
-	kg, err := startKeygate(su.work, su.bin, "keygate-upstream", url, up.url())
+	kg, err := startKeygate(su.work, su.bin, "keygate-upstream", url, up.url(), "KEYGATE_UPSTREAM_TIMEOUT=1s", "KEYGATE_UPSTREAM_DIAL_TIMEOUT=1s")
 	if err != nil {
 		return err
 	}
