@@ -42,6 +42,7 @@ func badRequest(msg string) *apierr.Error {
 //     x-api-key, so keygate could judge one key while the backend reads another.
 //   - more than one x-api-key value (a repeated header or a comma list): keygate would judge one,
 //     the backend may read another or the joined list.
+//   - more than one Content-Type header: keygate reads the first, some backends the last.
 //
 // It allocates nothing on requests it lets through.
 func checkHeaders(h http.Header, face string) error {
@@ -54,6 +55,12 @@ func checkHeaders(h http.Header, face string) error {
 				if hasToken(v, "upgrade") {
 					return badRequest("protocol upgrades are not served on the " + face + " API")
 				}
+			}
+		case "Content-Type":
+			// Go and Node read the first, gunicorn (CONTENT_TYPE) the last: the ingestion face
+			// would verify the body as one type while the backend parses it as another.
+			if len(vals) > 1 {
+				return badRequest("send exactly one Content-Type header")
 			}
 		case headerAPIKey:
 			if len(vals) > 1 || len(vals) == 1 && strings.IndexByte(vals[0], ',') >= 0 {

@@ -97,9 +97,32 @@ func TestCatalogueBodies(t *testing.T) {
 		{"two Content-Types", "Content-Disposition: form-data; name=\"data\"; filename=\"s.json\"\r\nContent-Type: text/csv\r\nContent-Type: application/json"},
 		{"space in a header name", "Content-Disposition: form-data; name=\"data\"; filename=\"s.json\"\r\nContent Type: text/csv"},
 		{"boundary inside headers", "Content-Disposition: form-data; name=\"data\"; filename=\"s.json\"\r\n--BContent-Type: text/csv"},
+		// Names other than "data" that a backend reads as the data file: keygate would forward the
+		// part unverified. ASP.NET's GetFile folds case, PHP strips leading spaces and reads data[]
+		// as the data array, NFKC reads fullwidth letters as ASCII.
+		{"name Data", `Content-Disposition: form-data; name="Data"; filename="s.json"`},
+		{"name DATA", `Content-Disposition: form-data; name="DATA"; filename="s.json"`},
+		{"name data[]", `Content-Disposition: form-data; name="data[]"; filename="s.json"`},
+		{"name data[0]", `Content-Disposition: form-data; name="data[0]"; filename="s.json"`},
+		{"name leading space", `Content-Disposition: form-data; name=" data"; filename="s.json"`},
+		{"name trailing space", `Content-Disposition: form-data; name="data "; filename="s.json"`},
+		{"name fullwidth", `Content-Disposition: form-data; name="ｄata"; filename="s.json"`},
+		{"name with a Cyrillic a", "Content-Disposition: form-data; name=\"d\u0430ta\"; filename=\"s.json\""},
 	} {
 		add(files(tt.name, tt.hdr))
 	}
+	// Other plain names still pass through (they are not files the backend reads as samples).
+	fwdPart := files("name label is forwarded", `Content-Disposition: form-data; name="label"`)
+	fwdPart.status, fwdPart.says, fwdPart.forward = 200, "", "/api/training/files"
+	add(fwdPart)
+	// Two Content-Type headers: keygate would verify by the first, gunicorn reads the last.
+	for _, tt := range []struct{ name, path string }{{"files", "/api/training/files"}, {"data", "/api/training/data"}} {
+		add(catalogueCase{name: "two request Content-Types: " + tt.name, face: policy.FaceIngestion, method: "POST", target: tt.path, key: "ingest1",
+			header: []string{"Content-Type: multipart/form-data; boundary=B", "Content-Type: application/json"}, body: multipartWith(`Content-Disposition: form-data; name="label"`),
+			status: 400, says: "exactly one Content-Type"})
+	}
+	add(studio("two request Content-Types: studio", "POST", "/v1/api/1/raw-data/1/rename", "ingest1", 400, "exactly one Content-Type",
+		"Content-Type: application/json", "Content-Type: application/x-www-form-urlencoded"))
 	add(
 		catalogueCase{name: "multipart: transport padding after a boundary", face: policy.FaceIngestion, method: "POST", target: "/api/training/files", key: "ingest1",
 			header: []string{"Content-Type: multipart/form-data; boundary=B"}, body: strings.Replace(multipartWith(`Content-Disposition: form-data; name="data"; filename="s.json"`), "--B\r\n", "--B \r\n", 1),

@@ -158,6 +158,11 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 		}
 		for _, pt := range parts {
 			if pt.Name != "data" {
+				if readsAsData(pt.Name) {
+					v.count(SigMalformed)
+					return Verdict{Signature: SigMalformed}, apierr.New(http.StatusBadRequest, "bad_request",
+						"malformed multipart body: a part name that some backends read as \"data\" (another case, spaces, a [] suffix or non-ASCII); name file parts exactly data", nil)
+				}
 				continue
 			}
 			files = append(files, &file{label: fmt.Sprintf("file %d (%s)", len(files)+1, pt.FileName), body: pt.Body, ctype: pt.ContentType, name: pt.FileName})
@@ -363,4 +368,24 @@ func (v *Ingest) decide(r *http.Request, pid int64, proj cache.Project, files []
 		return nil, nil
 	}
 	return release, nil
+}
+
+// readsAsData reports a multipart part name other than "data" that a common backend reads as the
+// "data" file, so that keygate would forward it unverified while the backend stores it as a sample
+// (a forged one, in a project that requires signatures): another case (ASP.NET's
+// IFormFileCollection.GetFile compares names case-insensitively), surrounding spaces or a "[…]"
+// suffix (PHP strips leading spaces and reads data[] and data[0] as the "data" array, Rails reads
+// data[] as data), and any non-ASCII name (NFKC reads a fullwidth ｄata as data, Unicode case
+// folding reads a Kelvin sign as k). Parts with other plain names pass through as before.
+func readsAsData(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			return true
+		}
+	}
+	n := strings.TrimSpace(name)
+	if i := strings.IndexByte(n, '['); i >= 0 {
+		n = strings.TrimSpace(n[:i])
+	}
+	return strings.EqualFold(n, "data")
 }
