@@ -145,6 +145,8 @@ func TestDeployManifests(t *testing.T) {
 					var cm corev1.ConfigMap
 					decodeStrict(t, doc, &cm)
 					configMaps[cm.Name] = cm.Data
+				case "cert-manager.io/v1/Certificate":
+					decodeStrict(t, doc, &certificate{})
 				case "policy/v1/PodDisruptionBudget":
 					decodeStrict(t, doc, &policyv1.PodDisruptionBudget{})
 				case "autoscaling/v2/HorizontalPodAutoscaler":
@@ -436,4 +438,99 @@ func checkTokenMount(t *testing.T, pod corev1.PodSpec, c corev1.Container, file 
 		}
 	}
 	t.Fatalf("no volume mounted at %s", dir)
+}
+
+// certificate is the part of cert-manager's Certificate the manifests use (decoded strictly).
+type certificate struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name   string            `json:"name"`
+		Labels map[string]string `json:"labels"`
+	} `json:"metadata"`
+	Spec struct {
+		SecretName  string   `json:"secretName"`
+		DNSNames    []string `json:"dnsNames"`
+		Duration    string   `json:"duration"`
+		RenewBefore string   `json:"renewBefore"`
+		PrivateKey  struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+		IssuerRef struct {
+			Group string `json:"group"`
+			Kind  string `json:"kind"`
+			Name  string `json:"name"`
+		} `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+// TestDeployIngestionTLS: the public ingestion overlay serves TLS from a cert-manager Certificate:
+// its Secret is mounted as a whole directory (a subPath mount would never see a renewal), and the
+// TLS variables point into it.
+func TestDeployIngestionTLS(t *testing.T) {
+	var cert *certificate
+	var dep *appsv1.Deployment
+	config := map[string]string{}
+	for _, doc := range render(t, "overlays/ingestion-public") {
+		var meta struct{ APIVersion, Kind string }
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		switch meta.Kind {
+		case "Certificate":
+			cert = &certificate{}
+			decodeStrict(t, doc, cert)
+		case "Deployment":
+			dep = &appsv1.Deployment{}
+			decodeStrict(t, doc, dep)
+		case "ConfigMap":
+			var cm corev1.ConfigMap
+			decodeStrict(t, doc, &cm)
+			for k, v := range cm.Data {
+				config[k] = v
+			}
+		}
+	}
+	if cert == nil || dep == nil {
+		t.Fatal("no Certificate or Deployment rendered")
+	}
+	if cert.Spec.SecretName == "" || cert.Spec.IssuerRef.Name == "" || len(cert.Spec.DNSNames) == 0 {
+		t.Fatalf("Certificate incomplete: %+v", cert.Spec)
+	}
+	vol := ""
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		if v.Secret != nil && v.Secret.SecretName == cert.Spec.SecretName {
+			vol = v.Name
+		}
+	}
+	if vol == "" {
+		t.Fatalf("the Certificate's Secret %s is not a volume", cert.Spec.SecretName)
+	}
+	mount := ""
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		for _, m := range c.VolumeMounts {
+			if m.Name == vol {
+				if m.SubPath != "" {
+					t.Errorf("the TLS Secret is mounted with subPath %q: renewals would never be seen", m.SubPath)
+				}
+				if !m.ReadOnly {
+					t.Error("the TLS Secret is not mounted read-only")
+				}
+				mount = m.MountPath
+			}
+		}
+	}
+	if mount == "" {
+		t.Fatal("the TLS Secret volume is not mounted in the keygate container")
+	}
+	for name, file := range map[string]string{"KEYGATE_TLS_CERT_FILE": "tls.crt", "KEYGATE_TLS_KEY_FILE": "tls.key"} {
+		if want := mount + "/" + file; config[name] != want {
+			t.Errorf("%s = %q, want %q (the Secret's key in the mount)", name, config[name], want)
+		}
+	}
+	if faces := config["KEYGATE_TLS_FACES"]; !strings.Contains(faces, "ingestion") || strings.Contains(faces, "ops") {
+		t.Errorf("KEYGATE_TLS_FACES = %q: want the ingestion face on TLS and ops plain (probes)", faces)
+	}
 }
