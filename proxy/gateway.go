@@ -22,6 +22,7 @@ import (
 
 	"github.com/keygate/keygate/internal/accesslog"
 	"github.com/keygate/keygate/internal/apierr"
+	"github.com/keygate/keygate/internal/redact"
 	"github.com/keygate/keygate/keys"
 	"github.com/keygate/keygate/policy"
 )
@@ -456,6 +457,10 @@ const hexDigits = "0123456789abcdef"
 
 func validRequestID(s string) bool {
 	if s == "" || len(s) > maxRequestID {
+		return false
+	}
+	// A key sent as the request id would be echoed, forwarded and logged.
+	if strings.Contains(s, "ei_") && redact.Path(s) != s {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

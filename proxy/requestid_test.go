@@ -31,6 +31,8 @@ func TestRequestID(t *testing.T) {
 		{"space replaced", key, "a b", 200, false},
 		{"control replaced", key, "a\x01", 200, false},
 		{"non-ascii replaced", key, "é", 200, false},
+		{"key-shaped replaced", key, "ei_" + strings.Repeat("ab", 32), 200, false},
+		{"key-shaped inside replaced", key, "trace-ei_0123456789", 200, false},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {

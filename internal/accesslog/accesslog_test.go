@@ -80,7 +80,9 @@ func TestKeysRedacted(t *testing.T) {
 	for _, text := range []bool{false, true} {
 		var out bytes.Buffer
 		w := New(&out, text)
-		w.Log(&Record{Face: "studio", Method: "GET", Path: "/v1/api/1/" + key + "/x/" + own, Error: "no such endpoint: GET /" + key})
+		// A client may send a key (by mistake or to plant it) as its request id or User-Agent.
+		w.Log(&Record{Face: "studio", Method: "GET", Path: "/v1/api/1/" + key + "/x/" + own, Error: "no such endpoint: GET /" + key,
+			RequestID: key, UserAgent: "agent " + own})
 		line := out.String()
 		if strings.Contains(line, key[3:]) || strings.Contains(line, own[3:]) {
 			t.Errorf("text=%v: key in the log: %s", text, line)
