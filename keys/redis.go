@@ -54,7 +54,9 @@ func (s *RedisStore) Client() redis.UniversalClient { return s.rdb }
 //	redis+cluster://[user:pass@]n1:6379?addr=n2:6379&addr=n3:6379[&opts]             Cluster
 //
 // (rediss+sentinel:// and rediss+cluster:// use TLS.) Options are go-redis's URL query options, e.g.
-// dial_timeout=2s, read_timeout=1s, pool_size=50.
+// dial_timeout=2s, read_timeout=1s, pool_size=50. Commands honour their context's deadline
+// (go-redis's ContextTimeoutEnabled): the readiness probe's 500 ms and a lookup's 2 s bound a
+// hung Redis, instead of go-redis's read timeout of several seconds.
 func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -71,6 +73,7 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, fmt.Errorf("redis url: %w", redactErr(err))
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewClient(o), nil
 	case "sentinel":
 		o, err := redis.ParseFailoverURL(u.String())
@@ -80,12 +83,14 @@ func NewRedisClient(rawURL string) (redis.UniversalClient, error) {
 		if o.MasterName == "" {
 			return nil, fmt.Errorf("redis sentinel url: master_name=... is required")
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewFailoverClient(o), nil
 	case "cluster":
 		o, err := redis.ParseClusterURL(u.String())
 		if err != nil {
 			return nil, fmt.Errorf("redis cluster url: %w", redactErr(err))
 		}
+		o.ContextTimeoutEnabled = true
 		return redis.NewClusterClient(o), nil
 	}
 	return nil, fmt.Errorf("redis url: unknown mode %q (want sentinel or cluster)", mode)
