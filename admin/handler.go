@@ -139,8 +139,7 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 		e = apierr.New(http.StatusServiceUnavailable, "unavailable", "stored secrets cannot be decrypted with this gateway's master key", nil)
 	default:
 		h.log.Error("key management", "err", err)
-		e = apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
-		e.RetryAfter = 2
+		e = apierr.Unavailable("key store unavailable, try again shortly", err)
 	}
 	apierr.Write(w, e)
 }
@@ -165,7 +164,7 @@ func decode(r *http.Request, v any) error {
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return apierr.New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than 64 KiB", nil)
+			return apierr.TooLarge(maxJSONBody)
 		case errors.Is(err, io.EOF):
 			return badRequest("request body must be a JSON object")
 		}

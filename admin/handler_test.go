@@ -217,7 +217,7 @@ func TestCreateAPIKey(t *testing.T) {
 		{"empty body", "/v1/api/1/apikeys", ``, 400, "must be a JSON object", "", ""},
 		{"not JSON", "/v1/api/1/apikeys", `name=x`, 400, "not valid JSON", "", ""},
 		{"wrong type", "/v1/api/1/apikeys", `{"name":"x","role":"admin","isDevelopmentKey":"yes"}`, 400, `"isDevelopmentKey" must be a bool`, "", ""},
-		{"too large", "/v1/api/1/apikeys", `{"name":"` + strings.Repeat("x", maxJSONBody) + `"}`, 413, "larger than 64 KiB", "", ""},
+		{"too large", "/v1/api/1/apikeys", `{"name":"` + strings.Repeat("x", maxJSONBody) + `"}`, 413, "larger than the limit of 65536 bytes", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -287,9 +287,7 @@ func (h *Handout) serve(w http.ResponseWriter, r *http.Request, caller string) (
 	api, hmac, err := h.devKeys(r.Context(), pid)
 	if err != nil {
 		h.opt.Log.Error("devkey handout: store", "project", pid, "err", err)
-		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
-		e.RetryAfter = 2
-		apierr.Write(w, e)
+		apierr.Write(w, apierr.Unavailable("key store unavailable, try again shortly", err))
 		return HandoutUnavailable, pid
 	}
 	resp := DevKeysResponse{Success: true}

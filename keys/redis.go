@@ -21,6 +21,8 @@ import (
 //	kg:{p<pid>}:hmackeys  HASH  id -> hmacRecord (JSON, secret sealed)
 //	kg:{p<pid>}:settings  STRING ProjectSettings (JSON)
 //	kg:{p<pid>}:audit     STREAM audit events (field "e": AuditEvent JSON), trimmed by MINID
+//	kg:{p<pid>}:<scope>:<id>  rate-limit buckets (LimitKey)
+//	kg:{p<pid>}:seen:<sig>   replay marks (seenKey)
 //	kg:apikey:<sha256>    STRING the principal: what a lookup reads, in one GET. A rolled secret's
 //	                      record carries its grace deadline and has Redis expire it then (PXAT);
 //	                      an expiring key's expires with it once its listing retention is over.
@@ -102,6 +104,12 @@ func redactErr(err error) error {
 		return errors.New("invalid URL")
 	}
 	return err
+}
+
+// LimitKey is where a rate limiter keeps the bucket of one scope (key, project, device, …) of
+// project pid: in the project's hash slot, beside its keys, so the layout is spelled only here.
+func LimitKey(pid int64, scope, id string) string {
+	return "kg:{p" + strconv.FormatInt(pid, 10) + "}:" + scope + ":" + id // one concatenation: the hot path
 }
 
 func projKey(pid int64, what string) string {

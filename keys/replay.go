@@ -3,7 +3,6 @@ package keys
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,7 +21,7 @@ func NewRedisReplayGuard(rdb redis.UniversalClient) *RedisReplayGuard {
 }
 
 func seenKey(pid int64, sig string) string {
-	return "kg:{p" + strconv.FormatInt(pid, 10) + "}:seen:" + sig
+	return projKey(pid, "seen:"+sig)
 }
 
 // FirstSeen records sig and reports whether it was new.

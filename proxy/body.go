@@ -94,7 +94,7 @@ func (g *Gateway) startBody(raw http.ResponseWriter, r *http.Request, st *state)
 		return nil
 	}
 	if g.opt.MaxBody > 0 && r.ContentLength > g.opt.MaxBody {
-		return tooLarge(g.opt.MaxBody)
+		return apierr.TooLarge(g.opt.MaxBody)
 	}
 	// The ResponseController is held by value: one allocation per body, none on requests without.
 	cb := &clientBody{ReadCloser: r.Body, rc: *http.NewResponseController(raw)}
@@ -115,7 +115,7 @@ func bodyError(err error, st *state) *apierr.Error {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return tooLarge(mbe.Limit)
+		return apierr.TooLarge(mbe.Limit)
 	case st != nil && st.body != nil && st.body.cutShort(), isTimeout(err):
 		return bodyTimeout()
 	}

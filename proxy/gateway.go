@@ -355,10 +355,6 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	return nil
 }
 
-func tooLarge(limit int64) *apierr.Error {
-	return apierr.New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)
-}
-
 // ClientIP is the address keygate attributes a request to: the peer's address (keygate is the edge;
 // it trusts no forwarding header). It does not allocate: the host is a substring of RemoteAddr.
 func ClientIP(r *http.Request) string {
@@ -564,7 +560,7 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 		// Checked first: the failed read also cancelled the request's context.
 		e = bodyTimeout()
 	case errors.As(err, &mbe):
-		e = tooLarge(mbe.Limit)
+		e = apierr.TooLarge(mbe.Limit)
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody is left to answer.
 		if st != nil {

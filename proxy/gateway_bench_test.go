@@ -8,11 +8,12 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/cache"
 	"github.com/keygate/keygate/internal/accesslog"

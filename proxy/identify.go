@@ -23,9 +23,7 @@ func Identify(ctx context.Context, res Resolver, key string) (keys.Principal, er
 	p, err := res.Resolve(ctx, key)
 	switch {
 	case errors.Is(err, cache.ErrUnavailable):
-		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "key store unavailable, try again shortly", err)
-		e.RetryAfter = 2
-		return keys.Principal{}, e
+		return keys.Principal{}, apierr.Unavailable("key store unavailable, try again shortly", err)
 	case errors.Is(err, cache.ErrExpired):
 		return keys.Principal{}, apierr.New(http.StatusUnauthorized, "unauthorized", "API key expired", nil)
 	case err != nil:

@@ -176,9 +176,7 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 
 	proj, err := v.opt.Projects.Get(r.Context(), p.ProjectID)
 	if err != nil {
-		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "the project's HMAC keys are unavailable (key store unreachable), try again shortly", err)
-		e.RetryAfter = 2
-		return Verdict{}, e
+		return Verdict{}, apierr.Unavailable("the project's HMAC keys are unavailable (key store unreachable), try again shortly", err)
 	}
 	for _, f := range files {
 		v.check(f, p.ProjectID, proj)
@@ -352,9 +350,7 @@ func (v *Ingest) decide(r *http.Request, pid int64, proj cache.Project, files []
 		}
 		if err != nil {
 			release()
-			e := apierr.New(http.StatusServiceUnavailable, "unavailable", "replay guard unavailable, try again shortly", err)
-			e.RetryAfter = 2
-			return nil, e
+			return nil, apierr.Unavailable("replay guard unavailable, try again shortly", err)
 		}
 		if !first {
 			f.result = SigReplayed

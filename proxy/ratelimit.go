@@ -38,10 +38,6 @@ func (rl *RateLimits) settings(ctx context.Context, pid int64) keys.ProjectSetti
 	return pr.Settings
 }
 
-func limitKey(pid int64, scope, id string) string {
-	return "kg:{p" + strconv.FormatInt(pid, 10) + "}:" + scope + ":" + id
-}
-
 // Allow checks the key, project and (when headers name one) device limits. When no limit applies
 // (the Studio face's default) it costs one cached settings read and nothing else.
 func (rl *RateLimits) Allow(ctx context.Context, r *http.Request, p keys.Principal, route policy.Route, h http.Header) error {
@@ -61,11 +57,9 @@ func (rl *RateLimits) Allow(ctx context.Context, r *http.Request, p keys.Princip
 		if l.IsZero() {
 			return nil
 		}
-		res, err := rl.Engine.Allow(ctx, limitKey(p.ProjectID, scope, id), l)
+		res, err := rl.Engine.Allow(ctx, keys.LimitKey(p.ProjectID, scope, id), l)
 		if err != nil {
-			e := apierr.New(http.StatusServiceUnavailable, "unavailable", "rate limiter unavailable, try again shortly", err)
-			e.RetryAfter = 1
-			return e
+			return apierr.Unavailable("rate limiter unavailable, try again shortly", err)
 		}
 		if !res.Allowed {
 			return rl.refuse(h, scope, id, res)
@@ -98,11 +92,9 @@ func (rl *RateLimits) AllowDevice(ctx context.Context, p keys.Principal, device 
 	if l.IsZero() || device == "" {
 		return nil
 	}
-	res, err := rl.Engine.Allow(ctx, limitKey(p.ProjectID, "device", device), l)
+	res, err := rl.Engine.Allow(ctx, keys.LimitKey(p.ProjectID, "device", device), l)
 	if err != nil {
-		e := apierr.New(http.StatusServiceUnavailable, "unavailable", "rate limiter unavailable, try again shortly", err)
-		e.RetryAfter = 1
-		return e
+		return apierr.Unavailable("rate limiter unavailable, try again shortly", err)
 	}
 	if !res.Allowed {
 		return rl.refuse(h, "device", device, res)

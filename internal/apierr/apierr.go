@@ -61,3 +61,21 @@ func Write(w http.ResponseWriter, err error) {
 	b = append(b, '\n')
 	_, _ = w.Write(b)
 }
+
+// RetryUnavailable is the Retry-After, in seconds, of every 503 keygate answers because a
+// dependency is unreachable (key store, replay guard, rate limiter): one value, so every client
+// backs off alike whichever dependency is away.
+const RetryUnavailable = 2
+
+// Unavailable is the 503 for an unreachable dependency, with Retry-After; public names which, and
+// err (for logs) says why.
+func Unavailable(public string, err error) *Error {
+	e := New(http.StatusServiceUnavailable, "unavailable", public, err)
+	e.RetryAfter = RetryUnavailable
+	return e
+}
+
+// TooLarge is the 413 for a request body over limit bytes.
+func TooLarge(limit int64) *Error {
+	return New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)
+}

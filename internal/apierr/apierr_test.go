@@ -24,6 +24,8 @@ func TestWrite(t *testing.T) {
 	}{
 		{"refusal", New(http.StatusForbidden, "denied", "the Read-only role may not add data", nil), 403, "the Read-only role may not add data", ""},
 		{"with retry", retry, 503, "key store unavailable, try again shortly", "2"},
+		{"Unavailable: 503 with the one Retry-After", Unavailable("rate limiter unavailable, try again shortly", cause), 503, "rate limiter unavailable, try again shortly", "2"},
+		{"TooLarge names the limit", TooLarge(65536), 413, "request body is larger than the limit of 65536 bytes", ""},
 		{"wrapped refusal keeps its status", fmt.Errorf("authorize: %w", New(http.StatusUnauthorized, "unauthorized", "unknown API key", nil)), 401, "unknown API key", ""},
 		{"any other error is internal", fmt.Errorf("open: %w", fs.ErrPermission), 500, "internal error", ""},
 		{"public text with quotes and markup", New(http.StatusBadRequest, "bad_request", `field "name" <b>`, nil), 400, `field "name" <b>`, ""},
