@@ -43,6 +43,7 @@ func badRequest(msg string) *apierr.Error {
 //   - more than one x-api-key value (a repeated header or a comma list): keygate would judge one,
 //     the backend may read another or the joined list.
 //   - more than one Content-Type header: keygate reads the first, some backends the last.
+//   - a Content-Encoding on the ingestion face, which verifies the bytes as sent.
 //
 // It allocates nothing on requests it lets through.
 func checkHeaders(h http.Header, face string) error {
@@ -55,6 +56,13 @@ func checkHeaders(h http.Header, face string) error {
 				if hasToken(v, "upgrade") {
 					return badRequest("protocol upgrades are not served on the " + face + " API")
 				}
+			}
+		case "Content-Encoding":
+			// The ingestion face verifies the exact bytes it forwards; a backend that decodes the
+			// coding (body-parser inflates gzip, deflate and br by default) would store a sample
+			// keygate never saw — a signed one replayed, or one past the per-device limit.
+			if face == policy.FaceIngestion.String() && (len(vals) != 1 || !strings.EqualFold(strings.TrimSpace(vals[0]), "identity")) {
+				return apierr.New(http.StatusUnsupportedMediaType, "bad_request", "samples are sent without a Content-Encoding: keygate verifies the bytes as sent", nil)
 			}
 		case "Content-Type":
 			// Go and Node read the first, gunicorn (CONTENT_TYPE) the last: the ingestion face

@@ -121,6 +121,19 @@ func TestCatalogueBodies(t *testing.T) {
 			header: []string{"Content-Type: multipart/form-data; boundary=B", "Content-Type: application/json"}, body: multipartWith(`Content-Disposition: form-data; name="label"`),
 			status: 400, says: "exactly one Content-Type"})
 	}
+	// A content coding on the ingestion face: a backend that decodes it reads a sample keygate never
+	// verified (body-parser inflates by default).
+	for _, ce := range []string{"gzip", "deflate", "br", "GZIP", "identity, gzip", "x-gzip"} {
+		add(catalogueCase{name: "content coding: " + ce, face: policy.FaceIngestion, method: "POST", target: "/api/training/data", key: "ingest1",
+			header: []string{"Content-Type: application/json", "Content-Encoding: " + ce}, body: "{}", status: 415, says: "without a Content-Encoding"})
+	}
+	add(catalogueCase{name: "content coding: two headers", face: policy.FaceIngestion, method: "POST", target: "/api/training/files", key: "ingest1",
+		header: []string{"Content-Type: multipart/form-data; boundary=B", "Content-Encoding: identity", "Content-Encoding: gzip"}, body: multipartWith(`Content-Disposition: form-data; name="label"`),
+		status: 415, says: "without a Content-Encoding"})
+	idc := files("content coding: identity is forwarded", `Content-Disposition: form-data; name="label"`)
+	idc.header = append(idc.header, "Content-Encoding: identity")
+	idc.status, idc.says, idc.forward = 200, "", "/api/training/files"
+	add(idc)
 	add(studio("two request Content-Types: studio", "POST", "/v1/api/1/raw-data/1/rename", "ingest1", 400, "exactly one Content-Type",
 		"Content-Type: application/json", "Content-Type: application/x-www-form-urlencoded"))
 	add(
