@@ -216,6 +216,12 @@ func TestCLISubcommandHelp(t *testing.T) {
 			}
 		})
 	}
+	// A group's --help points at its subcommands' help.
+	for _, group := range []string{"keys", "hmac", "settings", "limits"} {
+		if code, out, _ := cli(t, group, "--help"); code != 0 || !strings.Contains(out, "Run `keygate "+group+" <") || !strings.Contains(out, "> --help` for its flags.") {
+			t.Errorf("%s --help: %d %q, want a pointer to the subcommands' --help", group, code, out)
+		}
+	}
 	// A usage error names the command too.
 	if code, _, errOut := cli(t, "limits", "show"); code != 2 || !strings.HasPrefix(errOut, "keygate: limits show: --project") {
 		t.Errorf("limits show without --project: %d %q", code, errOut)

@@ -48,6 +48,7 @@ func subcommands(group string, subs ...sub) cmdFunc {
 				fmt.Fprintln(w, "\nRun `keygate <command> --help` for a command's flags. Configuration: see README.md.")
 			} else {
 				fmt.Fprintf(w, "usage: keygate %s <%s> [flags]\n", group, strings.Join(names, "|"))
+				fmt.Fprintf(w, "Run `keygate %s <%s> --help` for its flags.\n", group, strings.Join(names, "|"))
 			}
 			if len(args) == 0 {
 				return silentError{2}
