@@ -451,6 +451,13 @@ func requestID(h http.Header, buf *[1]string) []string {
 
 const hexDigits = "0123456789abcdef"
 
+// RequestID is the X-Request-Id for a request with headers h (the client's when well-formed, else
+// a new one), for faces other than the gateway's (the remote face).
+func RequestID(h http.Header) string {
+	var buf [1]string
+	return requestID(h, &buf)[0]
+}
+
 func validRequestID(s string) bool {
 	if s == "" || len(s) > maxRequestID {
 		return false

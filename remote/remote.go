@@ -178,12 +178,14 @@ func (rm *Face) refuse(c *websocket.Conn, msgType int, code int, result, reason 
 
 // ServeHTTP upgrades the connection and runs the session.
 func (rm *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := proxy.RequestID(r.Header)
+	w.Header()[proxy.HeaderRequestID] = []string{rid}
 	if !websocket.IsWebSocketUpgrade(r) {
 		proxy.RefuseBody(w, r) // answer at once, do not drain a body nobody will read
 		apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "the remote-management face speaks websocket only: open a websocket and send a hello", nil))
 		return
 	}
-	dev, err := rm.upgrader.Upgrade(w, r, nil)
+	dev, err := rm.upgrader.Upgrade(w, r, http.Header{proxy.HeaderRequestID: {rid}})
 	if err != nil {
 		return // the upgrader has answered
 	}
@@ -233,7 +235,7 @@ func (rm *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer rm.leave(s)
 
-	hdr := http.Header{}
+	hdr := http.Header{proxy.HeaderRequestID: {rid}}
 	proxy.SetIdentity(hdr, p)
 	if xff := r.RemoteAddr; xff != "" {
 		if host, _, err := net.SplitHostPort(xff); err == nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/keygate/keygate/internal/testpki"
 	"github.com/keygate/keygate/keys"
 )
@@ -149,3 +151,65 @@ func TestTLSConfigErrors(t *testing.T) {
 }
 
 func asConfigError(err error, ce *ConfigError) bool { return errors.As(err, ce) }
+
+// TestRemoteOverTLS: devices reach the remote face with wss:// (HTTP/1.1 offered for the upgrade),
+// keygate reaches a wss:// upstream signed by a private CA (KEYGATE_UPSTREAM_CA_FILE), and the
+// X-Request-Id is on the 101 answer and the upstream's upgrade request.
+func TestRemoteOverTLS(t *testing.T) {
+	ca := testpki.NewCA(t)
+	dir := t.TempDir()
+	sc, kc := ca.Leaf(t, "keygate", time.Now().Add(48*time.Hour))
+	uc, uk := ca.Leaf(t, "upstream", time.Now().Add(48*time.Hour))
+	upCert, err := tls.X509KeyPair(uc, uk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := newWSUpstream(t)
+	up := httptest.NewUnstartedServer(plain.Config.Handler)
+	up.TLS = &tls.Config{Certificates: []tls.Certificate{upCert}}
+	up.StartTLS()
+	t.Cleanup(up.Close)
+
+	store := StoreConfig{DataDir: t.TempDir()}
+	s, err := store.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := mkKey(t, s, 1, keys.RoleIngestion)
+	s.Close()
+	cfg := Config{StoreConfig: store}
+	if err := envDefaults(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StudioListen, cfg.IngestionListen, cfg.RemoteListen, cfg.OpsListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.RemoteUpstream = "wss" + strings.TrimPrefix(up.URL, "https")
+	cfg.AccessLog = false
+	cfg.TLSCertFile, cfg.TLSKeyFile = testpki.Write(t, dir, "tls.crt", sc), testpki.Write(t, dir, "tls.key", kc)
+	cfg.UpstreamCAFile = testpki.Write(t, dir, "ca.crt", ca.PEM)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := runServer(t, cfg, io.Discard)
+
+	d := websocket.Dialer{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, HandshakeTimeout: 5 * time.Second}
+	c, res, err := d.Dial("wss://"+a["remote"]+"/", http.Header{"X-Request-Id": {"dev-42"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if res.Header.Get("X-Request-Id") != "dev-42" {
+		t.Errorf("101 answer X-Request-Id %q", res.Header.Get("X-Request-Id"))
+	}
+	if err := c.WriteMessage(websocket.TextMessage, jsonHello(key, "dev-tls")); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := readJSON(t, c); m["hello"] != true {
+		t.Fatalf("hello over wss: %v", m)
+	}
+	plain.mu.Lock()
+	hdr := plain.hdrs[len(plain.hdrs)-1]
+	plain.mu.Unlock()
+	if hdr.Get("X-Request-Id") != "dev-42" || hdr.Get("X-Keygate-Project") != "1" {
+		t.Errorf("upstream upgrade headers %v", hdr)
+	}
+}
