@@ -550,7 +550,7 @@ func (b *bench) printHeadline() {
 	fmt.Printf("median: keygate/bare %.2f (spread %.2f–%.2f), keygate std/bare %.2f, keygate/nginx %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n",
 		median(kb), minOf(kb), maxOf(kb), median(ksb), median(kn), median(kd), median(added), b.o.conns)
 	if len(cpuB) > 0 {
-		// CPU per request is the steadier figure on a shared machine (PERFORMANCE.md).
+		// CPU per request is the steadier figure on a shared machine (docs/benchmarks.md).
 		fmt.Printf("by CPU per request (the steadier figure): bare/keygate %.2f (spread %.2f–%.2f)", median(cpuB), minOf(cpuB), maxOf(cpuB))
 		if len(cpuN) > 0 {
 			fmt.Printf(", nginx/keygate %.2f", median(cpuN))
