@@ -84,7 +84,7 @@ func New(s Store, log *slog.Logger) *Handler {
 // ServeHTTP implements http.Handler; unknown management paths and methods get JSON 404/405.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
-		apierr.Write(w, apierr.New(http.StatusNotFound, "not_found", "no such key-management endpoint: "+r.Method+" "+redact.Path(r.URL.Path), nil))
+		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, "no such key-management endpoint: "+r.Method+" "+redact.Path(r.URL.Path), nil))
 		return
 	}
 	h.mux.ServeHTTP(w, r)
@@ -97,22 +97,22 @@ func (h *Handler) project(roleOK func(keys.Role) bool, fn projectHandler) http.H
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := keys.PrincipalFrom(r.Context())
 		if !ok {
-			apierr.Write(w, apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil))
+			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "missing x-api-key header", nil))
 			return
 		}
 		pid, err := strconv.ParseInt(r.PathValue("projectId"), 10, 64)
 		if err != nil || pid <= 0 {
-			apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "project id must be a positive integer", nil))
+			apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "project id must be a positive integer", nil))
 			return
 		}
 		if pid != p.ProjectID {
 			h.Denied(r, p)
-			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", fmt.Sprintf("this API key belongs to project %d, not project %d", p.ProjectID, pid), nil))
+			apierr.Write(w, apierr.New(http.StatusForbidden, apierr.OutcomeDenied, fmt.Sprintf("this API key belongs to project %d, not project %d", p.ProjectID, pid), nil))
 			return
 		}
 		if !roleOK(p.Role) {
 			h.Denied(r, p)
-			apierr.Write(w, apierr.New(http.StatusForbidden, "denied", "the "+p.Role.Label()+" role may not use this key-management endpoint", nil))
+			apierr.Write(w, apierr.New(http.StatusForbidden, apierr.OutcomeDenied, "the "+p.Role.Label()+" role may not use this key-management endpoint", nil))
 			return
 		}
 		if err := fn(w, r, p, pid); err != nil {
@@ -126,17 +126,17 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &e):
 	case errors.Is(err, keys.ErrNotFound):
-		e = apierr.New(http.StatusNotFound, "not_found", "no such key in this project", nil)
+		e = apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, "no such key in this project", nil)
 	case errors.Is(err, keys.ErrExists):
 		// One answer whether the key is this project's or another's: "already exists" would tell
 		// a project admin which key strings other projects use.
-		e = apierr.New(http.StatusBadRequest, "bad_request", msgKeyUnusable, nil)
+		e = apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, msgKeyUnusable, nil)
 	case errors.Is(err, keys.ErrInvalidKey), errors.Is(err, keys.ErrWeakHMACKey), errors.Is(err, keys.ErrWrongKey),
 		errors.Is(err, keys.ErrBadCursor):
-		e = apierr.New(http.StatusBadRequest, "bad_request", err.Error(), nil)
+		e = apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, err.Error(), nil)
 	case errors.Is(err, keys.ErrSealed):
 		h.log.Error("key management", "err", err)
-		e = apierr.New(http.StatusServiceUnavailable, "unavailable", "stored secrets cannot be decrypted with this gateway's master key", nil)
+		e = apierr.New(http.StatusServiceUnavailable, apierr.OutcomeUnavailable, "stored secrets cannot be decrypted with this gateway's master key", nil)
 	default:
 		h.log.Error("key management", "err", err)
 		e = apierr.Unavailable("key store unavailable, try again shortly", err)
@@ -147,7 +147,9 @@ func (h *Handler) fail(w http.ResponseWriter, err error) {
 // msgKeyUnusable is the one refusal for a caller-supplied apiKey that is already in use anywhere.
 const msgKeyUnusable = "this apiKey cannot be used: choose another one, or leave apiKey out to have one generated"
 
-func badRequest(msg string) error { return apierr.New(http.StatusBadRequest, "bad_request", msg, nil) }
+func badRequest(msg string) error {
+	return apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, msg, nil)
+}
 
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
@@ -344,7 +346,7 @@ func (h *Handler) devKeys(withAPI bool) projectHandler {
 func (h *Handler) apiKeyInfo(w http.ResponseWriter, r *http.Request) {
 	p, ok := keys.PrincipalFrom(r.Context())
 	if !ok {
-		apierr.Write(w, apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil))
+		apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "missing x-api-key header", nil))
 		return
 	}
 	_ = writeJSON(w, struct {

@@ -270,18 +270,18 @@ func (h *Handout) serve(w http.ResponseWriter, r *http.Request, caller string) (
 		pid = id
 	}
 	if ok, wait := h.allow(caller); !ok {
-		e := apierr.New(http.StatusTooManyRequests, "rate_limited", "too many development-key requests from this address, try again shortly", nil)
+		e := apierr.New(http.StatusTooManyRequests, apierr.OutcomeRateLimited, "too many development-key requests from this address, try again shortly", nil)
 		e.RetryAfter = int(wait/time.Second) + 1
 		apierr.Write(w, e)
 		return HandoutRateLimited, pid
 	}
 	if !h.opt.Token.Valid(bearer(r)) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="keygate"`)
-		apierr.Write(w, apierr.New(http.StatusUnauthorized, "unauthorized", "a valid service token is required (Authorization: Bearer …)", nil))
+		apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "a valid service token is required (Authorization: Bearer …)", nil))
 		return HandoutUnauthorized, pid
 	}
 	if pid == 0 {
-		apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "project id must be a positive integer", nil))
+		apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "project id must be a positive integer", nil))
 		return HandoutBadRequest, 0
 	}
 	api, hmac, err := h.devKeys(r.Context(), pid)
@@ -300,7 +300,7 @@ func (h *Handout) serve(w http.ResponseWriter, r *http.Request, caller string) (
 		resp.HMACKey = &s
 	}
 	if resp.APIKey == nil && resp.HMACKey == nil {
-		apierr.Write(w, apierr.New(http.StatusNotFound, "not_found", NoDevKeysMessage, nil))
+		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, NoDevKeysMessage, nil))
 		return HandoutNone, pid
 	}
 	_ = writeJSON(w, resp)

@@ -119,11 +119,11 @@ func bodyError(err error, st *state) *apierr.Error {
 	case st != nil && st.body != nil && st.body.cutShort(), isTimeout(err):
 		return bodyTimeout()
 	}
-	return apierr.New(http.StatusBadRequest, "bad_request", "could not read the request body", err)
+	return apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "could not read the request body", err)
 }
 
 func bodyTimeout() *apierr.Error {
-	return apierr.New(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time", nil)
+	return apierr.New(http.StatusRequestTimeout, apierr.OutcomeBodyTimeout, "the request body did not arrive in time", nil)
 }
 
 // bufferBody reads the whole (already capped) body into memory. The buffer starts small and grows

@@ -31,7 +31,7 @@ func ambiguousFraming(r *http.Request) bool {
 }
 
 func badRequest(msg string) *apierr.Error {
-	return apierr.New(http.StatusBadRequest, "bad_request", msg, nil)
+	return apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, msg, nil)
 }
 
 // checkHeaders refuses the header shapes that a backend could read differently from keygate:
@@ -223,7 +223,7 @@ func (g *Gateway) routeError(err error, method, path string) *apierr.Error {
 	case policy.ErrBadPath:
 		return badRequest("path is not in canonical form: no dot segments, empty segments, trailing slash, encoded slashes, ';' or control characters; project ids in plain decimal")
 	case policy.ErrBadMethod:
-		return apierr.New(http.StatusMethodNotAllowed, "bad_method", "method "+method+" is not served on the "+g.face+" API", nil)
+		return apierr.New(http.StatusMethodNotAllowed, apierr.OutcomeBadMethod, "method "+method+" is not served on the "+g.face+" API", nil)
 	}
-	return apierr.New(http.StatusNotFound, "not_found", "no such endpoint on the "+g.face+" API: "+method+" "+redact.Path(path), nil)
+	return apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, "no such endpoint on the "+g.face+" API: "+method+" "+redact.Path(path), nil)
 }

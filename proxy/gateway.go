@@ -187,7 +187,7 @@ type state struct {
 	signature string
 	files     string
 	release   func()
-	outcome   string
+	outcome   apierr.Outcome
 	err       error
 	// requestID is the X-Request-Id value set on the answer and forwarded (a one-element slice,
 	// backed by ridBuf when keygate made the id).
@@ -263,9 +263,9 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		// The page's static files take no body; one sent anyway (slowly, without a key) would be
 		// drained by net/http before the page's answer.
 		if hasBody(r) {
-			return apierr.New(http.StatusBadRequest, "bad_request", "the Keys page takes no request body", nil)
+			return apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "the Keys page takes no request body", nil)
 		}
-		st.outcome = "page"
+		st.outcome = apierr.OutcomePage
 		g.opt.Page.ServeHTTP(w, r)
 		return nil
 	}
@@ -302,7 +302,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 
 	ctx := context.WithValue(r.Context(), stateKey{}, st)
 	if route.Local != policy.EndpointNone && g.opt.Local != nil {
-		st.outcome = "local"
+		st.outcome = apierr.OutcomeLocal
 		w.Header()[headerNosniff] = nosniff
 		lr := r.WithContext(keys.WithClientIP(keys.WithPrincipal(ctx, p), g.clientIP(r)))
 		lr.URL.Path, lr.URL.RawPath = path, ""
@@ -349,7 +349,7 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	if st.release != nil && r.Body != nil && r.Body != http.NoBody {
 		r.Body = &sentBody{ReadCloser: r.Body, st: st, size: r.ContentLength}
 	}
-	st.outcome = "forwarded"
+	st.outcome = apierr.OutcomeForwarded
 	w.Header()[headerNosniff] = nosniff
 	g.rp.ServeHTTP(w, r.WithContext(ctx))
 	return nil
@@ -571,14 +571,14 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client went away; nobody is left to answer.
 		if st != nil {
-			st.outcome, st.err = "client_closed", err
+			st.outcome, st.err = apierr.OutcomeClientClosed, err
 			st.releaseIfNotSent()
 		}
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		e = apierr.New(http.StatusGatewayTimeout, "upstream_timeout", "upstream did not answer in time", err)
+		e = apierr.New(http.StatusGatewayTimeout, apierr.OutcomeUpstreamTimeout, "upstream did not answer in time", err)
 	default:
-		e = apierr.New(http.StatusBadGateway, "upstream_error", "upstream is unavailable", err)
+		e = apierr.New(http.StatusBadGateway, apierr.OutcomeUpstreamError, "upstream is unavailable", err)
 	}
 	if st != nil {
 		st.outcome, st.err = e.Outcome, err
@@ -612,7 +612,7 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 		class = st.route.Class.Label()
 	}
 	code := CodeClass(sw.status)
-	if st.outcome == "client_closed" {
+	if st.outcome == apierr.OutcomeClientClosed {
 		code = "4xx" // nobody was answered: counted as the client's doing (nginx's 499)
 	}
 	if m := g.opt.Metrics; m != nil {
@@ -623,7 +623,7 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 	if l := g.opt.AccessLog; l != nil {
 		rec := &sw.rec
 		*rec = accesslog.Record{
-			Time: start.Add(d), Face: g.face, Method: r.Method, Path: st.path, Outcome: st.outcome, Class: class,
+			Time: start.Add(d), Face: g.face, Method: r.Method, Path: st.path, Outcome: string(st.outcome), Class: class,
 			Signature: st.signature, Status: sw.status, KeyID: st.principal.KeyID, Project: st.principal.ProjectID,
 			Duration: d, BytesOut: sw.bytes, BytesIn: r.ContentLength,
 			RequestID: st.requestID[0], ClientIP: g.clientIP(r), UserAgent: firstHeader(r.Header, "User-Agent"),

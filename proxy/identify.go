@@ -18,16 +18,16 @@ import (
 // once so the HTTP and websocket faces cannot disagree about who a key is.
 func Identify(ctx context.Context, res Resolver, key string) (keys.Principal, error) {
 	if key == "" {
-		return keys.Principal{}, apierr.New(http.StatusUnauthorized, "unauthorized", "missing x-api-key header", nil)
+		return keys.Principal{}, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "missing x-api-key header", nil)
 	}
 	p, err := res.Resolve(ctx, key)
 	switch {
 	case errors.Is(err, cache.ErrUnavailable):
 		return keys.Principal{}, apierr.Unavailable("key store unavailable, try again shortly", err)
 	case errors.Is(err, cache.ErrExpired):
-		return keys.Principal{}, apierr.New(http.StatusUnauthorized, "unauthorized", "API key expired", nil)
+		return keys.Principal{}, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "API key expired", nil)
 	case err != nil:
-		return keys.Principal{}, apierr.New(http.StatusUnauthorized, "unauthorized", "unknown or revoked API key", nil)
+		return keys.Principal{}, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "unknown or revoked API key", nil)
 	}
 	return p, nil
 }
@@ -36,7 +36,7 @@ func Identify(ctx context.Context, res Resolver, key string) (keys.Principal, er
 // for p on route, as a 403 *apierr.Error when refused.
 func Authorize(p keys.Principal, route policy.Route) error {
 	if err := policy.Allow(p, route); err != nil {
-		return apierr.New(http.StatusForbidden, "denied", err.Error(), nil)
+		return apierr.New(http.StatusForbidden, apierr.OutcomeDenied, err.Error(), nil)
 	}
 	return nil
 }

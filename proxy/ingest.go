@@ -149,18 +149,18 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 	if route.Ingest == "files" {
 		mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 		if err != nil || mt != "multipart/form-data" {
-			return Verdict{}, apierr.New(http.StatusBadRequest, "bad_request", "/files expects a multipart/form-data body", nil)
+			return Verdict{}, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "/files expects a multipart/form-data body", nil)
 		}
 		parts, err := verify.SplitMultipart(body, params["boundary"], v.opt.MaxFiles*2)
 		if err != nil {
 			v.count(SigMalformed)
-			return Verdict{Signature: SigMalformed}, apierr.New(http.StatusBadRequest, "bad_request", err.Error(), nil)
+			return Verdict{Signature: SigMalformed}, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, err.Error(), nil)
 		}
 		for _, pt := range parts {
 			if pt.Name != "data" {
 				if readsAsData(pt.Name) {
 					v.count(SigMalformed)
-					return Verdict{Signature: SigMalformed}, apierr.New(http.StatusBadRequest, "bad_request",
+					return Verdict{Signature: SigMalformed}, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest,
 						"malformed multipart body: a part name that some backends read as \"data\" (another case, spaces, a [] suffix or non-ASCII); name file parts exactly data", nil)
 				}
 				continue
@@ -168,7 +168,7 @@ func (v *Ingest) VerifyIngest(r *http.Request, p keys.Principal, route policy.Ro
 			files = append(files, &file{label: fmt.Sprintf("file %d (%s)", len(files)+1, pt.FileName), body: pt.Body, ctype: pt.ContentType, name: pt.FileName})
 		}
 		if len(files) > v.opt.MaxFiles {
-			return Verdict{}, apierr.New(http.StatusBadRequest, "bad_request", fmt.Sprintf("at most %d files per request", v.opt.MaxFiles), nil)
+			return Verdict{}, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, fmt.Sprintf("at most %d files per request", v.opt.MaxFiles), nil)
 		}
 	} else {
 		files = []*file{{label: "the sample", body: body, ctype: r.Header.Get("Content-Type"), name: r.Header.Get("X-File-Name")}}
@@ -306,18 +306,18 @@ func (v *Ingest) decide(r *http.Request, pid int64, proj cache.Project, files []
 		switch f.result {
 		case SigMalformed:
 			if reject {
-				return nil, apierr.New(http.StatusBadRequest, "bad_signature", f.label+" is not a valid data acquisition file: "+strings.TrimPrefix(f.reason, "malformed sample: "), nil)
+				return nil, apierr.New(http.StatusBadRequest, apierr.OutcomeBadSignature, f.label+" is not a valid data acquisition file: "+strings.TrimPrefix(f.reason, "malformed sample: "), nil)
 			}
 			f.result = SigInvalid
 		case SigInvalid, SigWrongDevice, SigUnboundKey:
 			if reject {
-				return nil, apierr.New(http.StatusUnauthorized, "bad_signature", f.reason, nil)
+				return nil, apierr.New(http.StatusUnauthorized, apierr.OutcomeBadSignature, f.reason, nil)
 			}
 		case SigStale:
-			return nil, apierr.New(http.StatusUnauthorized, "bad_signature", f.reason, nil)
+			return nil, apierr.New(http.StatusUnauthorized, apierr.OutcomeBadSignature, f.reason, nil)
 		case SigUnsigned:
 			if proj.Settings.RequireSignatures {
-				return nil, apierr.New(http.StatusUnauthorized, "bad_signature",
+				return nil, apierr.New(http.StatusUnauthorized, apierr.OutcomeBadSignature,
 					fmt.Sprintf("project %d requires signed samples, and %s is not signed with one of its HMAC keys", pid, f.label), nil)
 			}
 		}
@@ -355,7 +355,7 @@ func (v *Ingest) decide(r *http.Request, pid int64, proj cache.Project, files []
 		if !first {
 			f.result = SigReplayed
 			release()
-			return nil, apierr.New(http.StatusConflict, "replayed", "replayed sample: "+f.label+" was already accepted for project "+fmt.Sprint(pid), nil)
+			return nil, apierr.New(http.StatusConflict, apierr.OutcomeReplayed, "replayed sample: "+f.label+" was already accepted for project "+fmt.Sprint(pid), nil)
 		}
 		recorded = append(recorded, f.sample.Signature)
 		guards = append(guards, g)

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/keygate/keygate/cache"
+	"github.com/keygate/keygate/internal/apierr"
 )
 
 // Metrics are the gateway's Prometheus series. One Metrics is shared by all faces of a process.
@@ -35,7 +36,11 @@ type Metrics struct {
 	mu       sync.Mutex
 }
 
-type seriesKey struct{ face, class, outcome, code string }
+type seriesKey struct {
+	face, class string
+	outcome     apierr.Outcome
+	code        string
+}
 
 type series struct {
 	requests prometheus.Counter
@@ -44,7 +49,7 @@ type series struct {
 
 // series returns the request counter of one (face, class, outcome, code) and the duration
 // histogram of its (face, class).
-func (m *Metrics) series(face, class, outcome, code string) series {
+func (m *Metrics) series(face, class string, outcome apierr.Outcome, code string) series {
 	k := seriesKey{face, class, outcome, code}
 	if cur := m.children.Load(); cur != nil {
 		if s, ok := (*cur)[k]; ok {
@@ -65,7 +70,7 @@ func (m *Metrics) series(face, class, outcome, code string) series {
 			next[k] = v
 		}
 	}
-	s := series{m.Requests.WithLabelValues(face, class, outcome, code), m.Duration.WithLabelValues(face, class)}
+	s := series{m.Requests.WithLabelValues(face, class, string(outcome), code), m.Duration.WithLabelValues(face, class)}
 	next[k] = s
 	m.children.Store(&next)
 	return s
@@ -135,25 +140,29 @@ func CodeClass(status int) string {
 }
 
 // knownOutcomes are the refusals a gateway renders, with the status class each is answered with.
-var knownOutcomes = []struct{ outcome, code string }{
-	{"unauthorized", "4xx"}, {"denied", "4xx"}, {"unavailable", "5xx"}, {"rate_limited", "4xx"},
-	{"too_large", "4xx"}, {"body_timeout", "4xx"}, {"bad_signature", "4xx"}, {"replayed", "4xx"},
-	{"upstream_error", "5xx"}, {"upstream_timeout", "5xx"}, {"client_closed", "4xx"},
+var knownOutcomes = []struct {
+	outcome apierr.Outcome
+	code    string
+}{
+	{apierr.OutcomeUnauthorized, "4xx"}, {apierr.OutcomeDenied, "4xx"}, {apierr.OutcomeUnavailable, "5xx"},
+	{apierr.OutcomeRateLimited, "4xx"}, {apierr.OutcomeTooLarge, "4xx"}, {apierr.OutcomeBodyTimeout, "4xx"},
+	{apierr.OutcomeBadSignature, "4xx"}, {apierr.OutcomeReplayed, "4xx"}, {apierr.OutcomeUpstreamError, "5xx"},
+	{apierr.OutcomeUpstreamTimeout, "5xx"}, {apierr.OutcomeClientClosed, "4xx"},
 }
 
 // InitFace creates the zero-valued keygate_requests_total series of one face for every class and
 // the outcomes and codes it can produce, so rate() and alerts see a series before its first event.
 func (m *Metrics) InitFace(face string, classes []string) {
-	for _, o := range []string{"not_found", "bad_request", "bad_method"} {
-		m.Requests.WithLabelValues(face, "none", o, "4xx")
+	for _, o := range []apierr.Outcome{apierr.OutcomeNotFound, apierr.OutcomeBadRequest, apierr.OutcomeBadMethod} {
+		m.Requests.WithLabelValues(face, "none", string(o), "4xx")
 	}
 	for _, class := range classes {
 		for _, code := range codeClasses[2:] {
-			m.Requests.WithLabelValues(face, class, "forwarded", code)
-			m.Requests.WithLabelValues(face, class, "local", code)
+			m.Requests.WithLabelValues(face, class, string(apierr.OutcomeForwarded), code)
+			m.Requests.WithLabelValues(face, class, string(apierr.OutcomeLocal), code)
 		}
 		for _, o := range knownOutcomes {
-			m.Requests.WithLabelValues(face, class, o.outcome, o.code)
+			m.Requests.WithLabelValues(face, class, string(o.outcome), o.code)
 		}
 		m.Duration.WithLabelValues(face, class)
 	}

@@ -114,7 +114,7 @@ func (rl *RateLimits) refuse(h http.Header, scope, id string, res limit.Result) 
 		rl.Metrics.RateLimited.WithLabelValues(scope).Inc()
 	}
 	setRateHeaders(h, res)
-	e := apierr.New(http.StatusTooManyRequests, "rate_limited",
+	e := apierr.New(http.StatusTooManyRequests, apierr.OutcomeRateLimited,
 		fmt.Sprintf("rate limit exceeded for %s %s (%s)", scope, id, limit.Format(res.Limit)), nil)
 	e.RetryAfter = ceilSeconds(res.RetryAfter)
 	return e

@@ -182,7 +182,7 @@ func (rm *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()[proxy.HeaderRequestID] = []string{rid}
 	if !websocket.IsWebSocketUpgrade(r) {
 		proxy.RefuseBody(w, r) // answer at once, do not drain a body nobody will read
-		apierr.Write(w, apierr.New(http.StatusBadRequest, "bad_request", "the remote-management face speaks websocket only: open a websocket and send a hello", nil))
+		apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "the remote-management face speaks websocket only: open a websocket and send a hello", nil))
 		return
 	}
 	dev, err := rm.upgrader.Upgrade(w, r, http.Header{proxy.HeaderRequestID: {rid}})
@@ -225,7 +225,7 @@ func (rm *Face) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if e.RetryAfter > 0 {
 			code = websocket.CloseTryAgainLater
 		}
-		rm.refuse(dev, msgType, code, e.Outcome, e.Public)
+		rm.refuse(dev, msgType, code, string(e.Outcome), e.Public)
 		return
 	}
 	s := &session{device: dev, hash: keys.HashKey(h.APIKey), p: p, deviceID: h.DeviceID}

@@ -9,6 +9,34 @@ import (
 	"strconv"
 )
 
+// Outcome is what became of a request, in one word: the access log's outcome field and the
+// keygate_requests_total outcome label. A closed set, so dashboards and alerts can list every value
+// and a typo is a compile error rather than a new series.
+type Outcome string
+
+// The outcomes. Forwarded, Local and Page are answers; ClientClosed is a client that hung up; the
+// rest are refusals, each rendered with its status by Write.
+const (
+	OutcomeForwarded       Outcome = "forwarded"
+	OutcomeLocal           Outcome = "local"
+	OutcomePage            Outcome = "page"
+	OutcomeClientClosed    Outcome = "client_closed"
+	OutcomeUnauthorized    Outcome = "unauthorized"
+	OutcomeDenied          Outcome = "denied"
+	OutcomeUnavailable     Outcome = "unavailable"
+	OutcomeRateLimited     Outcome = "rate_limited"
+	OutcomeTooLarge        Outcome = "too_large"
+	OutcomeBodyTimeout     Outcome = "body_timeout"
+	OutcomeBadSignature    Outcome = "bad_signature"
+	OutcomeReplayed        Outcome = "replayed"
+	OutcomeUpstreamError   Outcome = "upstream_error"
+	OutcomeUpstreamTimeout Outcome = "upstream_timeout"
+	OutcomeNotFound        Outcome = "not_found"
+	OutcomeBadRequest      Outcome = "bad_request"
+	OutcomeBadMethod       Outcome = "bad_method"
+	OutcomeError           Outcome = "error"
+)
+
 // Error is a refusal with its HTTP status, built where the decision is made and rendered in one
 // place (Write). Public is what the client sees; Err (for logs) is never shown to it.
 type Error struct {
@@ -16,8 +44,8 @@ type Error struct {
 	Public     string
 	Err        error
 	RetryAfter int // seconds; 0 = no Retry-After header
-	// Outcome is the short word for logs and metrics ("denied", "unauthorized", ...).
-	Outcome string
+	// Outcome is the short word for logs and metrics (OutcomeDenied, OutcomeUnauthorized, ...).
+	Outcome Outcome
 }
 
 // Error implements error (for logs; clients see Public only).
@@ -32,7 +60,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // New builds an Error.
-func New(status int, outcome, public string, err error) *Error {
+func New(status int, outcome Outcome, public string, err error) *Error {
 	return &Error{Status: status, Public: public, Err: err, Outcome: outcome}
 }
 
@@ -47,7 +75,7 @@ type ErrorBody struct {
 func Write(w http.ResponseWriter, err error) {
 	var e *Error
 	if !errors.As(err, &e) {
-		e = New(http.StatusInternalServerError, "error", "internal error", err)
+		e = New(http.StatusInternalServerError, OutcomeError, "internal error", err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -70,12 +98,12 @@ const RetryUnavailable = 2
 // Unavailable is the 503 for an unreachable dependency, with Retry-After; public names which, and
 // err (for logs) says why.
 func Unavailable(public string, err error) *Error {
-	e := New(http.StatusServiceUnavailable, "unavailable", public, err)
+	e := New(http.StatusServiceUnavailable, OutcomeUnavailable, public, err)
 	e.RetryAfter = RetryUnavailable
 	return e
 }
 
 // TooLarge is the 413 for a request body over limit bytes.
 func TooLarge(limit int64) *Error {
-	return New(http.StatusRequestEntityTooLarge, "too_large", "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)
+	return New(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)
 }
