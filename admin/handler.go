@@ -15,6 +15,7 @@ import (
 	"github.com/keygate/keygate/internal/apierr"
 	"github.com/keygate/keygate/internal/redact"
 	"github.com/keygate/keygate/keys"
+	"github.com/keygate/keygate/policy"
 )
 
 // Store is what the management API needs of the key store.
@@ -58,25 +59,23 @@ func New(s Store, log *slog.Logger) *Handler {
 	}
 	h := &Handler{store: s, mux: http.NewServeMux(), log: log, now: time.Now}
 	h.ops = Ops{Store: s, Log: log, Now: func() time.Time { return h.now() }}
-	admin := func(r keys.Role) bool { return r == keys.RoleAdmin }
-	addData := func(r keys.Role) bool { return r.Valid() && r != keys.RoleReadOnly }
-	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(admin, h.listAPIKeys))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys", h.project(admin, h.createAPIKey))
-	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/{id}", h.project(admin, h.revokeAPIKey))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/ingestiononly", h.project(admin, h.createIngestionKey))
-	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/ingestiononly/{id}", h.project(admin, h.revokeIngestionKey))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/hmackeys", h.project(admin, h.listHMACKeys))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys", h.project(admin, h.createHMACKey))
-	h.mux.HandleFunc("DELETE /v1/api/{projectId}/hmackeys/{id}", h.project(admin, h.deleteHMACKey))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys", h.project(admin, h.devKeys(true)))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(addData, h.devKeys(false)))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/keygate/settings", h.project(admin, h.getSettings))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/keygate/settings", h.project(admin, h.updateSettings))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/{id}/roll", h.project(admin, h.rollAPIKey))
-	h.mux.HandleFunc("PUT /v1/api/{projectId}/apikeys/{id}", h.project(admin, h.setDevAPIKey))
-	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys/{id}/roll", h.project(admin, h.rollHMACKey))
-	h.mux.HandleFunc("PUT /v1/api/{projectId}/hmackeys/{id}", h.project(admin, h.setDevHMACKey))
-	h.mux.HandleFunc("GET /v1/api/{projectId}/audit", h.project(admin, h.listAudit))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/apikeys", h.project(h.listAPIKeys))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys", h.project(h.createAPIKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/{id}", h.project(h.revokeAPIKey))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/ingestiononly", h.project(h.createIngestionKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/apikeys/ingestiononly/{id}", h.project(h.revokeIngestionKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/hmackeys", h.project(h.listHMACKeys))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys", h.project(h.createHMACKey))
+	h.mux.HandleFunc("DELETE /v1/api/{projectId}/hmackeys/{id}", h.project(h.deleteHMACKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys", h.project(h.devKeys(true)))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/devkeys/hmac", h.project(h.devKeys(false)))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/keygate/settings", h.project(h.getSettings))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/keygate/settings", h.project(h.updateSettings))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/apikeys/{id}/roll", h.project(h.rollAPIKey))
+	h.mux.HandleFunc("PUT /v1/api/{projectId}/apikeys/{id}", h.project(h.setDevAPIKey))
+	h.mux.HandleFunc("POST /v1/api/{projectId}/hmackeys/{id}/roll", h.project(h.rollHMACKey))
+	h.mux.HandleFunc("PUT /v1/api/{projectId}/hmackeys/{id}", h.project(h.setDevHMACKey))
+	h.mux.HandleFunc("GET /v1/api/{projectId}/audit", h.project(h.listAudit))
 	h.mux.HandleFunc("GET /v1/api/projects/api-key-info", h.apiKeyInfo)
 	return h
 }
@@ -92,30 +91,27 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type projectHandler func(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error
 
-// project checks the caller against the path's project and renders the handler's error.
-func (h *Handler) project(roleOK func(keys.Role) bool, fn projectHandler) http.HandlerFunc {
+// project asks the policy whether the caller may use this endpoint (the project the path names and
+// the role's permission: the gateway's own decision, asked again so the handler is safe on its own)
+// and renders the handler's error.
+func (h *Handler) project(fn projectHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := keys.PrincipalFrom(r.Context())
 		if !ok {
 			apierr.Write(w, apierr.New(http.StatusUnauthorized, apierr.OutcomeUnauthorized, "missing x-api-key header", nil))
 			return
 		}
-		pid, err := strconv.ParseInt(r.PathValue("projectId"), 10, 64)
-		if err != nil || pid <= 0 {
+		route, err := policy.Match(policy.FaceStudio, r.Method, r.URL.Path)
+		if err != nil || route.ProjectID <= 0 {
 			apierr.Write(w, apierr.New(http.StatusBadRequest, apierr.OutcomeBadRequest, "project id must be a positive integer", nil))
 			return
 		}
-		if pid != p.ProjectID {
+		if err := policy.Allow(p, route); err != nil {
 			h.Denied(r, p)
-			apierr.Write(w, apierr.New(http.StatusForbidden, apierr.OutcomeDenied, fmt.Sprintf("this API key belongs to project %d, not project %d", p.ProjectID, pid), nil))
+			apierr.Write(w, apierr.New(http.StatusForbidden, apierr.OutcomeDenied, err.Error(), nil))
 			return
 		}
-		if !roleOK(p.Role) {
-			h.Denied(r, p)
-			apierr.Write(w, apierr.New(http.StatusForbidden, apierr.OutcomeDenied, "the "+p.Role.Label()+" role may not use this key-management endpoint", nil))
-			return
-		}
-		if err := fn(w, r, p, pid); err != nil {
+		if err := fn(w, r, p, route.ProjectID); err != nil {
 			h.fail(w, err)
 		}
 	}
