@@ -248,3 +248,17 @@ func cliHelp(t *testing.T, args ...string) (int, string, string) {
 	}
 	return code, out + string(usage), errOut
 }
+
+// TestServeHelpAndBadValue: `keygate serve --help` lists the variables with defaults (stdout, exit
+// 0); a bad value names its variable (exit 2, one line).
+func TestServeHelpAndBadValue(t *testing.T) {
+	code, out, _ := cli(t, "serve", "--help")
+	if code != 0 || !strings.Contains(out, "KEYGATE_CACHE_TTL") || !strings.Contains(out, "default 30s") || !strings.Contains(out, "KEYGATE_TLS_CERT_FILE") {
+		t.Errorf("serve --help: exit %d, stdout %.300q", code, out)
+	}
+	t.Setenv("KEYGATE_CACHE_TTL", "30")
+	code, _, errOut := cli(t, "serve")
+	if code != 2 || !strings.Contains(errOut, "KEYGATE_CACHE_TTL") || strings.Contains(errOut, "CacheTTL") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Errorf("KEYGATE_CACHE_TTL=30: exit %d, stderr %q", code, errOut)
+	}
+}
