@@ -32,7 +32,8 @@ func TestTLSFacesAndUpstream(t *testing.T) {
 	}
 	seen := make(chan string, 10)
 	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		seen <- r.TLS.PeerCertificates[0].Subject.CommonName + " " + r.Proto + " " + r.Header.Get("X-Request-Id")
+		b, _ := io.ReadAll(r.Body)
+		seen <- r.TLS.PeerCertificates[0].Subject.CommonName + " " + r.Proto + " " + r.Header.Get("X-Request-Id") + " " + string(b)
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"success":true}`)
 	}))
@@ -69,7 +70,7 @@ func TestTLSFacesAndUpstream(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: tt.h2}
 			defer tr.CloseIdleConnections()
-			req, _ := http.NewRequest("GET", "https://"+a["studio"]+"/v1/api/1/raw-data", nil)
+			req, _ := http.NewRequest("POST", "https://"+a["studio"]+"/v1/api/1/raw-data/1/rename", strings.NewReader(`{"name":"x"}`))
 			req.Header.Set("x-api-key", key)
 			req.Header.Set("X-Request-Id", "tls-"+tt.name)
 			res, err := (&http.Client{Transport: tr}).Do(req)
@@ -81,7 +82,7 @@ func TestTLSFacesAndUpstream(t *testing.T) {
 			if res.StatusCode != 200 || res.Proto != tt.proto || res.TLS.Version < tls.VersionTLS12 {
 				t.Fatalf("status %d proto %s", res.StatusCode, res.Proto)
 			}
-			if got := <-seen; got != "keygate-client HTTP/1.1 tls-"+tt.name {
+			if got := <-seen; got != "keygate-client HTTP/1.1 tls-"+tt.name+` {"name":"x"}` {
 				t.Errorf("upstream saw %q", got)
 			}
 		})
