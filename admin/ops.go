@@ -1,9 +1,12 @@
 package admin
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -203,4 +206,24 @@ func (o Ops) SetLimit(ctx context.Context, c Caller, pid, keyID int64, l keys.Li
 	o.info("rate limit changed", "project", pid, "key_id", keyID)
 	o.Audit(ctx, c, pid, keys.AuditLimit, target)
 	return ps, nil
+}
+
+// OSCaller is the caller a command-line action is: the operating-system user (the CLI holds no
+// API key), marked so it cannot be taken for a key's name.
+func OSCaller() Caller {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	return Caller{Actor: keys.Actor{Name: cmp.Or(name, "unknown") + " (CLI)"}}
+}
+
+// CreateDeviceKeys creates one generated, device-bound HMAC key per device (keys.CreateDeviceKeys)
+// and records each; the keys made before a failure are returned with it.
+func (o Ops) CreateDeviceKeys(ctx context.Context, c Caller, pid int64, name string, devices []string) ([]keys.DeviceKey, error) {
+	made, err := keys.CreateDeviceKeys(ctx, o.Store, pid, name, devices)
+	for _, k := range made {
+		o.Audit(ctx, c, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: k.ID, Name: name + " (" + k.Device + ")"})
+	}
+	return made, err
 }

@@ -43,7 +43,9 @@ func ParseDeviceList(text string) ([]string, error) {
 // CreateDeviceKeys creates one generated HMAC key per device, bound to it and named
 // "name (device)". If the store fails midway, it returns the keys already made with the error, so
 // the caller can still show them and none is lost.
-func CreateDeviceKeys(ctx context.Context, s Store, projectID int64, name string, devices []string) ([]DeviceKey, error) {
+func CreateDeviceKeys(ctx context.Context, s interface {
+	CreateHMACKey(ctx context.Context, n NewHMACKey) (HMACKey, error)
+}, projectID int64, name string, devices []string) ([]DeviceKey, error) {
 	made := make([]DeviceKey, 0, len(devices))
 	for _, d := range devices {
 		secret, err := GenerateHMACKey()

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -117,7 +116,7 @@ func (p projectFlags) parse(args []string) (int64, error) {
 
 // cliOps are the key-management operations (admin.Ops) on s, acting as the CLI's user.
 func cliOps(s keys.Store) (admin.Ops, admin.Caller) {
-	return admin.Ops{Store: s}, admin.Caller{Actor: cliActor()}
+	return admin.Ops{Store: s}, admin.OSCaller()
 }
 
 // opError is the CLI's one reading of an operation's error: a refused input is a usage error
@@ -176,18 +175,24 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return opError("keys create", err, pid, 0, "API key")
 		}
-		if *asJSON {
-			return writeJSON(stdout, admin.NewCreatedAPIKeyResponse(ak, k))
-		}
-		fmt.Fprintf(stdout, "%s\n", k)
 		exp := ""
 		if !ak.Expires.IsZero() {
 			exp = ", expires " + ak.Expires.Format(time.RFC3339)
 		}
-		fmt.Fprintf(stderr, "Created API key %d %q (%s) for project %d%s%s. This is the only time the whole key is shown.\n",
+		return printSecret(stdout, stderr, *asJSON, admin.NewCreatedAPIKeyResponse(ak, k), k, "Created API key %d %q (%s) for project %d%s%s. This is the only time the whole key is shown.",
 			ak.ID, ak.Name, ak.Role.Label(), pid, devSuffix(ak.IsDevelopmentKey), exp)
-		return nil
 	})
+}
+
+// printSecret shows a secret that is shown only this once: with --json the endpoint's shape, else
+// the secret alone on stdout (for scripts) and what was done on stderr.
+func printSecret(stdout, stderr io.Writer, asJSON bool, resp any, secret, format string, a ...any) error {
+	if asJSON {
+		return writeJSON(stdout, resp)
+	}
+	fmt.Fprintln(stdout, secret)
+	fmt.Fprintf(stderr, format+"\n", a...)
+	return nil
 }
 
 func devSuffix(dev bool) string {
@@ -291,16 +296,12 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return opError("hmac create", err, pid, 0, "HMAC key")
 		}
-		if *asJSON {
-			return writeJSON(stdout, admin.CreatedHMACKeyResponse{Success: true, HMACKeyView: admin.NewHMACKeyView(hk)})
-		}
-		fmt.Fprintf(stdout, "%s\n", hk.Secret)
 		bound := ""
 		if hk.Bound() {
 			bound = ", bound to " + strings.Join(hk.Devices, ", ")
 		}
-		fmt.Fprintf(stderr, "Created HMAC key %d %q for project %d%s%s.\n", hk.ID, hk.Name, pid, devSuffix(hk.IsDevelopmentKey), bound)
-		return nil
+		return printSecret(stdout, stderr, *asJSON, admin.CreatedHMACKeyResponse{Success: true, HMACKeyView: admin.NewHMACKeyView(hk)}, hk.Secret,
+			"Created HMAC key %d %q for project %d%s%s.", hk.ID, hk.Name, pid, devSuffix(hk.IsDevelopmentKey), bound)
 	})
 }
 
@@ -317,10 +318,8 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 	}
 	server.WarnPlaintextTo(stderr)
 	return server.WithStore(stderr, func(s keys.Store) error {
-		made, cerr := keys.CreateDeviceKeys(ctx, s, pid, name, devs)
-		for _, k := range made {
-			cliAudit(ctx, s, pid, keys.AuditCreate, keys.AuditTarget{Kind: keys.TargetHMACKey, ID: k.ID, Name: name + " (" + k.Device + ")"})
-		}
+		ops, c := cliOps(s)
+		made, cerr := ops.CreateDeviceKeys(ctx, c, pid, name, devs)
 		if asJSON {
 			if err := writeJSON(stdout, admin.DeviceKeysResponse{Success: cerr == nil, Keys: made}); err != nil {
 				return err
@@ -363,19 +362,6 @@ func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	})
 }
 
-// cliActor is who a CLI command acts as in the audit trail: the operating-system user (the CLI
-// holds no API key), marked so it cannot be taken for a key's name.
-func cliActor() keys.Actor {
-	name := os.Getenv("USER")
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		name = u.Username
-	}
-	if name == "" {
-		name = "unknown"
-	}
-	return keys.Actor{Name: name + " (CLI)"}
-}
-
 // graceFlag registers --grace (how long the old secret keeps working after a roll).
 func graceFlag(fs *flag.FlagSet) func() (time.Duration, error) {
 	g := fs.String("grace", "", "how long the old secret keeps working, e.g. 24h, 7d, or 0 to stop it at once (required)")
@@ -405,13 +391,8 @@ func keysRoll(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return opError("keys roll", err, pid, *p.id, "API key")
 		}
-		if *asJSON {
-			return writeJSON(stdout, admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k})
-		}
-		fmt.Fprintf(stdout, "%s\n", k)
-		fmt.Fprintf(stderr, "Rolled API key %d %q of project %d: %s. This is the only time the new key is shown.\n",
-			ak.ID, ak.Name, pid, graceText(g, ak.RolledUntil))
-		return nil
+		return printSecret(stdout, stderr, *asJSON, admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k}, k,
+			"Rolled API key %d %q of project %d: %s. This is the only time the new key is shown.", ak.ID, ak.Name, pid, graceText(g, ak.RolledUntil))
 	})
 }
 
@@ -452,12 +433,8 @@ func hmacRoll(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return opError("hmac roll", err, pid, *p.id, "HMAC key")
 		}
-		if *asJSON {
-			return writeJSON(stdout, admin.CreatedResponse{Success: true, ID: hk.ID, HMACKey: secret})
-		}
-		fmt.Fprintf(stdout, "%s\n", secret)
-		fmt.Fprintf(stderr, "Rolled HMAC key %d %q of project %d: %s.\n", hk.ID, hk.Name, pid, graceText(g, hk.PreviousUntil))
-		return nil
+		return printSecret(stdout, stderr, *asJSON, admin.CreatedResponse{Success: true, ID: hk.ID, HMACKey: secret}, secret,
+			"Rolled HMAC key %d %q of project %d: %s.", hk.ID, hk.Name, pid, graceText(g, hk.PreviousUntil))
 	})
 }
 
