@@ -2,6 +2,7 @@ package verify
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"time"
 )
@@ -43,3 +44,24 @@ func Check(body []byte, f Format, keys [][]byte, now time.Time, skew time.Durati
 	}
 	return v, nil
 }
+
+// Describe is the one line that says what Check found in the file called name, checked against
+// nkeys keys (and skew, when it is set): what `keygate verify` prints.
+func (v Verdict) Describe(name string, f Format, nkeys int, skew time.Duration) string {
+	when := "no iat"
+	if !v.SignedAt.IsZero() {
+		when = "signed at " + v.SignedAt.Format(time.RFC3339)
+	}
+	switch {
+	case !v.Signed:
+		return fmt.Sprintf("%s: unsigned (alg %s)", name, v.Alg)
+	case !v.Valid:
+		return fmt.Sprintf("%s: INVALID: the signature matches none of the %d key(s)", name, nkeys)
+	case v.Stale:
+		return fmt.Sprintf("%s: valid signature (key %d) but STALE: %s is outside %s of now", name, v.Key+1, when, skew)
+	}
+	return fmt.Sprintf("%s: valid (%s, key %d, %s, device %q)", name, f, v.Key+1, when, v.Device)
+}
+
+// OK reports whether the verdict is a valid, fresh signature.
+func (v Verdict) OK() bool { return v.Signed && v.Valid && !v.Stale }

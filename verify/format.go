@@ -61,3 +61,19 @@ func ParseFormat(name string) (Format, error) {
 	}
 	return FormatUnknown, fmt.Errorf("want json or cbor, got %q", name)
 }
+
+// ChooseFormat is a sample file's format: the one named (json or cbor) when name is set, else
+// FileFormat's guess from the file's name and first byte; an error when neither decides.
+func ChooseFormat(file string, body []byte, named string) (Format, error) {
+	if named != "" {
+		f, err := ParseFormat(named)
+		if err != nil {
+			return f, fmt.Errorf("--format: %w", err)
+		}
+		return f, nil
+	}
+	if f := FileFormat(file, body); f != FormatUnknown {
+		return f, nil
+	}
+	return FormatUnknown, fmt.Errorf("cannot tell whether %s is JSON or CBOR: name it .json or .cbor, or pass --format", file)
+}

@@ -30,13 +30,9 @@ func readSample(fs *flag.FlagSet, format string) (string, []byte, verify.Format,
 	if err != nil {
 		return "", nil, 0, fmt.Errorf("read %s: %w", name, err)
 	}
-	f := verify.FileFormat(name, b)
-	if format != "" {
-		if f, err = verify.ParseFormat(format); err != nil {
-			return "", nil, 0, usagef("--format: %v", err)
-		}
-	} else if f == verify.FormatUnknown {
-		return "", nil, 0, usagef("cannot tell whether %s is JSON or CBOR: name it .json or .cbor, or pass --format", name)
+	f, err := verify.ChooseFormat(name, b, format)
+	if err != nil {
+		return "", nil, 0, usagef("%v", err)
 	}
 	return name, b, f, nil
 }
@@ -102,22 +98,11 @@ func runVerify(_ context.Context, args []string, stdout, _ io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
-	when := "no iat"
-	if !v.SignedAt.IsZero() {
-		when = "signed at " + v.SignedAt.Format(time.RFC3339)
+	fmt.Fprintln(stdout, v.Describe(name, f, len(ks), *skew))
+	if !v.OK() {
+		return silentError{1}
 	}
-	switch {
-	case !v.Signed:
-		fmt.Fprintf(stdout, "%s: unsigned (alg %s)\n", name, v.Alg)
-	case !v.Valid:
-		fmt.Fprintf(stdout, "%s: INVALID: the signature matches none of the %d key(s)\n", name, len(ks))
-	case v.Stale:
-		fmt.Fprintf(stdout, "%s: valid signature (key %d) but STALE: %s is outside %s of now\n", name, v.Key+1, when, *skew)
-	default:
-		fmt.Fprintf(stdout, "%s: valid (%s, key %d, %s, device %q)\n", name, f, v.Key+1, when, v.Device)
-		return nil
-	}
-	return silentError{1}
+	return nil
 }
 
 type multiFlag []string
