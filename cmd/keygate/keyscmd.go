@@ -202,11 +202,23 @@ func devSuffix(dev bool) string {
 	return ""
 }
 
+// reader reads what a show command prints: the JSON value and the text form. A notice error
+// means "printed, then say this on stderr and exit 1" (devkeys with none set).
+type reader func(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error)
+
+type notice string
+
+func (n notice) Error() string { return string(n) }
+
 // showCmd is a command that reads one thing of a project and prints it: as text, or with --json in
-// the shape of the HTTP endpoint that answers the same (named in shape). read returns both forms.
-func showCmd(name, shape string, read func(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error)) cmdFunc {
-	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+// the shape of the HTTP endpoint that answers the same (named in shape). flags, when set, adds the
+// command's own flags and returns its reader.
+func showCmd(name, shape string, read reader, flags ...func(*flag.FlagSet) reader) cmdFunc {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		p := newProjectFlags(name)
+		for _, f := range flags {
+			read = f(p.fs)
+		}
 		asJSON := p.fs.Bool("json", false, "print JSON"+shape)
 		pid, err := p.parse(args)
 		if err != nil {
@@ -214,13 +226,20 @@ func showCmd(name, shape string, read func(ctx context.Context, s keys.Store, pi
 		}
 		return server.WithStore(nil, func(s keys.Store) error {
 			v, text, err := read(ctx, s, pid)
-			switch {
-			case err != nil:
+			var note notice
+			if err != nil && !errors.As(err, &note) {
 				return err
-			case *asJSON:
-				return writeJSON(stdout, v)
 			}
-			return text(stdout)
+			if *asJSON {
+				err = writeJSON(stdout, v)
+			} else {
+				err = text(stdout)
+			}
+			if err == nil && note != "" {
+				fmt.Fprintln(stderr, note)
+				return silentError{1}
+			}
+			return err
 		})
 	}
 }
@@ -335,31 +354,12 @@ func hmacCreateBulk(ctx context.Context, pid int64, name, path string, asJSON bo
 	})
 }
 
-func runDevKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	p := newProjectFlags("devkeys")
-	asJSON := p.fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/devkeys)")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
+func readDevKeys(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {
+	api, hk, err := keys.DevelopmentKeys(ctx, s, pid)
+	if err == nil && api == nil && hk == nil {
+		err = notice(fmt.Sprintf("%s for project %d (no development keys set).", admin.NoDevKeysMessage, pid))
 	}
-	return server.WithStore(nil, func(s keys.Store) error {
-		api, hk, err := keys.DevelopmentKeys(ctx, s, pid)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			if err := writeJSON(stdout, admin.NewDevKeysResponse(api, hk)); err != nil {
-				return err
-			}
-		} else {
-			admin.WriteDevKeys(stdout, api, hk)
-		}
-		if api == nil && hk == nil {
-			fmt.Fprintf(stderr, "%s for project %d (no development keys set).\n", admin.NoDevKeysMessage, pid)
-			return silentError{1}
-		}
-		return nil
-	})
+	return admin.NewDevKeysResponse(api, hk), func(w io.Writer) error { admin.WriteDevKeys(w, api, hk); return nil }, err
 }
 
 // graceFlag registers --grace (how long the old secret keeps working after a roll).
@@ -438,32 +438,19 @@ func hmacRoll(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	})
 }
 
-func runAudit(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	p := newProjectFlags("audit")
-	fs := p.fs
+func auditFlags(fs *flag.FlagSet) reader {
 	limit := fs.Int("limit", 100, "how many events, newest first")
 	before := fs.String("before", "", "show events older than this cursor (the \"next\" of a previous page)")
-	asJSON := fs.Bool("json", false, "print JSON (the shape of GET /v1/api/{projectId}/audit)")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	if *limit < 1 || *limit > 1000 {
-		return usagef("audit: --limit must be between 1 and 1000")
-	}
-	return server.WithStore(nil, func(s keys.Store) error {
+	return func(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {
+		if *limit < 1 || *limit > 1000 {
+			return nil, nil, usagef("audit: --limit must be between 1 and 1000")
+		}
 		events, next, err := s.ListAudit(ctx, pid, *limit, *before)
 		if errors.Is(err, keys.ErrBadCursor) {
-			return usagef("audit: --before: not a cursor from a previous page")
+			err = usagef("audit: --before: not a cursor from a previous page")
 		}
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(stdout, admin.NewAuditResponse(events, next))
-		}
-		return admin.WriteAudit(stdout, events, next)
-	})
+		return admin.NewAuditResponse(events, next), func(w io.Writer) error { return admin.WriteAudit(w, events, next) }, err
+	}
 }
 
 // cliAudit records a CLI action in the project's audit trail.

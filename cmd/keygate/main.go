@@ -8,10 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/keygate/keygate/server"
@@ -20,16 +18,6 @@ import (
 // version is stamped at build time: go build -ldflags "-X main.version=1.2.3".
 var version = ""
 
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
-
 // commands are keygate's commands; each group (keys, hmac, …) dispatches its own with subcommands.
 func commands() []sub {
 	return []sub{
@@ -37,8 +25,8 @@ func commands() []sub {
 		{"demo", "run the gateway with the embedded store and a built-in stand-in backend", runDemo},
 		{"keys", "manage API keys: create, list, revoke, roll", runKeys},
 		{"hmac", "manage HMAC keys: create, list, delete, roll", runHMAC},
-		{"audit", "show a project's audit trail (who created, rolled, revoked keys)", runAudit},
-		{"devkeys", "show a project's development keys", runDevKeys},
+		{"audit", "show a project's audit trail (who created, rolled, revoked keys)", showCmd("audit", " (the shape of GET /v1/api/{projectId}/audit)", nil, auditFlags)},
+		{"devkeys", "show a project's development keys", showCmd("devkeys", " (the shape of GET /v1/api/{projectId}/devkeys)", readDevKeys)},
 		{"settings", "show or change a project's settings", runSettings},
 		{"limits", "set, show or clear a project's or a key's rate limit", runLimits},
 		{"sign", "sign a data acquisition file with an HMAC key", runSign},
@@ -88,7 +76,7 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "keygate %s\n", versionString())
+	fmt.Fprintf(stdout, "keygate %s\n", server.Version(version))
 	return nil
 }
 
@@ -144,19 +132,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(newFlagSet("serve"), args); err != nil {
 		return err
 	}
-	cfg, err := server.LoadConfig()
-	if err != nil {
-		return err
-	}
-	log := server.NewLogger(cfg, stderr)
-	slog.SetDefault(log)
-	server.SetRedisLogger(log)
-	server.WarnUnknownVariables(log, os.Environ())
-	s, err := server.New(cfg, server.Options{Log: log, LogOutput: stderr, Version: versionString()})
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
+	return server.Serve(ctx, stderr, server.Version(version))
 }
 
 // runDemo starts the gateway on its default ports with the embedded store, in front of built-in
@@ -171,5 +147,5 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return server.RunDemo(ctx, cfg, *project, server.Options{LogOutput: stderr, Version: versionString()}, stdout)
+	return server.RunDemo(ctx, cfg, *project, server.Options{LogOutput: stderr, Version: server.Version(version)}, stdout)
 }
