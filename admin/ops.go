@@ -111,15 +111,24 @@ func (o Ops) RollAPIKey(ctx context.Context, c Caller, pid, id int64, grace time
 	return ak, k, nil
 }
 
-// CreateHMACKey creates n; its secret, when given, must be strong enough.
-func (o Ops) CreateHMACKey(ctx context.Context, c Caller, n keys.NewHMACKey) (keys.HMACKey, error) {
+// CheckHMACKey is CreateHMACKey's check of its input (a 400 *apierr.Error), for a caller that must
+// refuse bad input before it opens a store.
+func CheckHMACKey(n keys.NewHMACKey) error {
 	if n.Secret != "" {
 		if err := keys.ValidateHMACStrength(n.Secret); err != nil {
-			return keys.HMACKey{}, badRequest(err.Error())
+			return badRequest(err.Error())
 		}
 	}
 	if err := n.Validate(); err != nil {
-		return keys.HMACKey{}, badRequest(err.Error())
+		return badRequest(err.Error())
+	}
+	return nil
+}
+
+// CreateHMACKey creates n; its secret, when given, must be strong enough.
+func (o Ops) CreateHMACKey(ctx context.Context, c Caller, n keys.NewHMACKey) (keys.HMACKey, error) {
+	if err := CheckHMACKey(n); err != nil {
+		return keys.HMACKey{}, err
 	}
 	hk, err := o.Store.CreateHMACKey(ctx, n)
 	if err != nil {

@@ -70,10 +70,10 @@ func subcommands(group string, subs ...sub) cmdFunc {
 var (
 	runKeys = subcommands("keys", sub{"create", "", keysCreate}, sub{"list", "", showCmd("keys list", " (the shape of GET /v1/api/{projectId}/apikeys)", listAPIKeys)},
 		sub{"revoke", "", removeCmd("keys revoke", "API key", "Revoked", revokeAny)},
-		sub{"roll", "", keysRoll})
+		sub{"roll", "", rollCmd("keys", "API key", "apikeys")})
 	runHMAC = subcommands("hmac", sub{"create", "", hmacCreate}, sub{"list", "", showCmd("hmac list", " (the shape of GET /v1/api/{projectId}/hmackeys)", listHMACKeys)},
 		sub{"delete", "", removeCmd("hmac delete", "HMAC key", "Deleted", admin.Ops.DeleteHMACKey)},
-		sub{"roll", "", hmacRoll})
+		sub{"roll", "", rollCmd("hmac", "HMAC key", "hmackeys")})
 )
 
 // revokeAny revokes an API key whatever its role.
@@ -302,11 +302,9 @@ func hmacCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if n.Secret, err = keys.GenerateHMACKey(); err != nil {
 			return err
 		}
-	} else if err := keys.ValidateHMACStrength(n.Secret); err != nil {
-		return usagef("hmac create: --key: %v", err)
 	}
-	if err := n.Validate(); err != nil { // before a store is opened, or created
-		return usagef("hmac create: %v", err)
+	if err := admin.CheckHMACKey(n); err != nil { // before a store is opened, or created
+		return opError("hmac create", err, pid, 0, "HMAC key")
 	}
 	server.WarnPlaintextTo(stderr)
 	return server.WithStore(stderr, func(s keys.Store) error {
@@ -377,35 +375,6 @@ func graceFlag(fs *flag.FlagSet) func() (time.Duration, error) {
 	}
 }
 
-func keysRoll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	p := newKeyFlags("keys roll", "key to roll")
-	grace := graceFlag(p.fs)
-	asJSON := p.fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/apikeys/{id}/roll)")
-	pid, g, err := parseRoll(p, grace, args)
-	if err != nil {
-		return err
-	}
-	return server.WithStore(nil, func(s keys.Store) error {
-		ops, c := cliOps(s)
-		ak, k, err := ops.RollAPIKey(ctx, c, pid, *p.id, g)
-		if err != nil {
-			return opError("keys roll", err, pid, *p.id, "API key")
-		}
-		return printSecret(stdout, stderr, *asJSON, admin.CreatedResponse{Success: true, ID: ak.ID, APIKey: k}, k,
-			"Rolled API key %d %q of project %d: %s. This is the only time the new key is shown.", ak.ID, ak.Name, pid, graceText(g, ak.RolledUntil))
-	})
-}
-
-// parseRoll parses a roll command's flags: its project and grace.
-func parseRoll(p projectFlags, grace func() (time.Duration, error), args []string) (int64, time.Duration, error) {
-	pid, err := p.parse(args)
-	if err != nil {
-		return 0, 0, err
-	}
-	g, err := grace()
-	return pid, g, err
-}
-
 func graceText(g time.Duration, until time.Time) string {
 	if g <= 0 {
 		return "the old secret stopped working at once"
@@ -413,29 +382,46 @@ func graceText(g time.Duration, until time.Time) string {
 	return "the old secret keeps working until " + until.Format(time.RFC3339)
 }
 
-func hmacRoll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	p := newKeyFlags("hmac roll", "HMAC key to roll")
-	grace := graceFlag(p.fs)
-	key := p.fs.String("key", "", "the new HMAC key (default: 32 random bytes as 64 hex characters)")
-	asJSON := p.fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/hmackeys/{id}/roll)")
-	pid, g, err := parseRoll(p, grace, args)
-	if err != nil {
-		return err
-	}
-	if *key != "" {
-		if err := keys.ValidateHMACStrength(*key); err != nil {
-			return usagef("hmac roll: --key: %v", err)
+// rollCmd is `keys roll` and `hmac roll`: a new secret for key --id, the old one working for
+// --grace more (an HMAC key's new secret may be given with --key).
+func rollCmd(group, what, path string) cmdFunc {
+	name := group + " roll"
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		p := newKeyFlags(name, what+" to roll")
+		grace := graceFlag(p.fs)
+		key := new(string)
+		if group == "hmac" {
+			key = p.fs.String("key", "", "the new HMAC key (default: 32 random bytes as 64 hex characters)")
 		}
-	}
-	return server.WithStore(nil, func(s keys.Store) error {
-		ops, c := cliOps(s)
-		hk, secret, err := ops.RollHMACKey(ctx, c, pid, *p.id, *key, g)
+		asJSON := p.fs.Bool("json", false, "print JSON (the shape of POST /v1/api/{projectId}/"+path+"/{id}/roll)")
+		pid, err := p.parse(args)
 		if err != nil {
-			return opError("hmac roll", err, pid, *p.id, "HMAC key")
+			return err
 		}
-		return printSecret(stdout, stderr, *asJSON, admin.CreatedResponse{Success: true, ID: hk.ID, HMACKey: secret}, secret,
-			"Rolled HMAC key %d %q of project %d: %s.", hk.ID, hk.Name, pid, graceText(g, hk.PreviousUntil))
-	})
+		g, err := grace()
+		if err != nil {
+			return err
+		}
+		return server.WithStore(nil, func(s keys.Store) error {
+			ops, c := cliOps(s)
+			resp, done, until, shown := admin.CreatedResponse{Success: true}, "", time.Time{}, ""
+			var secret string
+			if group == "hmac" {
+				var hk keys.HMACKey
+				hk, secret, err = ops.RollHMACKey(ctx, c, pid, *p.id, *key, g)
+				resp.ID, resp.HMACKey, done, until = hk.ID, secret, fmt.Sprintf("HMAC key %d %q", hk.ID, hk.Name), hk.PreviousUntil
+			} else {
+				var ak keys.APIKey
+				ak, secret, err = ops.RollAPIKey(ctx, c, pid, *p.id, g)
+				resp.ID, resp.APIKey, done, until = ak.ID, secret, fmt.Sprintf("API key %d %q", ak.ID, ak.Name), ak.RolledUntil
+				shown = " This is the only time the new key is shown."
+			}
+			if err != nil {
+				return opError(name, err, pid, *p.id, what)
+			}
+			return printSecret(stdout, stderr, *asJSON, resp, secret, "Rolled %s of project %d: %s.%s", done, pid, graceText(g, until), shown)
+		})
+	}
 }
 
 func auditFlags(fs *flag.FlagSet) reader {
@@ -451,10 +437,4 @@ func auditFlags(fs *flag.FlagSet) reader {
 		}
 		return admin.NewAuditResponse(events, next), func(w io.Writer) error { return admin.WriteAudit(w, events, next) }, err
 	}
-}
-
-// cliAudit records a CLI action in the project's audit trail.
-func cliAudit(ctx context.Context, s keys.Store, pid int64, action string, target keys.AuditTarget) {
-	ops, c := cliOps(s)
-	ops.Audit(ctx, c, pid, action, target)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -14,7 +15,7 @@ import (
 
 var (
 	runSettings = subcommands("settings", sub{"show", "", showCmd("settings show", "", showSettings)}, sub{"set", "", settingsSet})
-	runLimits   = subcommands("limits", sub{"set", "", limitsSet}, sub{"show", "", showCmd("limits show", "", showSettings)}, sub{"clear", "", limitsClear})
+	runLimits   = subcommands("limits", sub{"set", "", limitsCmd("set")}, sub{"show", "", showCmd("limits show", "", showSettings)}, sub{"clear", "", limitsCmd("clear")})
 )
 
 func showSettings(ctx context.Context, s keys.Store, pid int64) (any, func(io.Writer) error, error) {
@@ -33,13 +34,6 @@ func (o *optBool) Set(s string) error {
 	}
 	o.v = &b
 	return nil
-}
-
-// apply sets *to when the flag was given.
-func (o optBool) apply(to *bool) {
-	if o.v != nil {
-		*to = *o.v
-	}
 }
 
 func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error {
@@ -64,47 +58,40 @@ func settingsSet(ctx context.Context, args []string, stdout, _ io.Writer) error 
 	})
 }
 
-// limitsSet overrides the project's limit, or one key's with --key.
-func limitsSet(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	p := newProjectFlags("limits set")
-	keyID := p.fs.Int64("key", 0, "API key id: set this key's limit instead of the project's")
-	rate := p.fs.String("rate", "", "RATE/UNIT, e.g. 50/s, 600/m (required)")
-	burst := p.fs.Int("burst", 0, "bucket size (default: the rate)")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	l, err := limit.ParseRate(*rate)
-	if err != nil {
-		return usagef("limits set: --rate: %v", err)
-	}
-	if *burst < 0 {
-		return usagef("limits set: --burst must be positive")
-	}
-	if *burst > 0 {
-		l.Burst = *burst
-	}
-	return setLimit(ctx, stdout, pid, *keyID, l)
-}
-
-// limitsClear removes the project's override, or one key's with --key.
-func limitsClear(ctx context.Context, args []string, stdout, _ io.Writer) error {
-	p := newProjectFlags("limits clear")
-	keyID := p.fs.Int64("key", 0, "API key id: clear this key's override instead of the project's")
-	pid, err := p.parse(args)
-	if err != nil {
-		return err
-	}
-	return setLimit(ctx, stdout, pid, *keyID, keys.Limit{})
-}
-
-func setLimit(ctx context.Context, stdout io.Writer, pid, keyID int64, l keys.Limit) error {
-	return server.WithStore(nil, func(s keys.Store) error {
-		ops, c := cliOps(s)
-		ps, err := ops.SetLimit(ctx, c, pid, keyID, l)
-		if err != nil {
-			return opError("limits set", err, pid, keyID, "API key")
+// limitsCmd is `limits set` (override the project's limit, or one key's with --key) and
+// `limits clear` (remove that override).
+func limitsCmd(verb string) cmdFunc {
+	name := "limits " + verb
+	return func(ctx context.Context, args []string, stdout, _ io.Writer) error {
+		p := newProjectFlags(name)
+		keyID := p.fs.Int64("key", 0, "API key id: "+verb+" this key's limit instead of the project's")
+		var rate *string
+		burst := new(int)
+		if verb == "set" {
+			rate = p.fs.String("rate", "", "RATE/UNIT, e.g. 50/s, 600/m (required)")
+			burst = p.fs.Int("burst", 0, "bucket size (default: the rate)")
 		}
-		return admin.WriteSettings(stdout, pid, ps)
-	})
+		pid, err := p.parse(args)
+		if err != nil {
+			return err
+		}
+		var l keys.Limit
+		if rate != nil {
+			if l, err = limit.ParseRate(*rate); err != nil {
+				return usagef("%s: --rate: %v", name, err)
+			}
+			if *burst < 0 {
+				return usagef("%s: --burst must be positive", name)
+			}
+			l.Burst = cmp.Or(*burst, l.Burst)
+		}
+		return server.WithStore(nil, func(s keys.Store) error {
+			ops, c := cliOps(s)
+			ps, err := ops.SetLimit(ctx, c, pid, *keyID, l)
+			if err != nil {
+				return opError(name, err, pid, *keyID, "API key")
+			}
+			return admin.WriteSettings(stdout, pid, ps)
+		})
+	}
 }

@@ -46,18 +46,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitStatus(subcommands("", commands()...)(ctx, args, stdout, stderr), stderr)
 }
 
+// exitStatus is the one place an error becomes the exit status and its line on stderr.
 func exitStatus(err error, stderr io.Writer) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
 	var ce server.ConfigError
-	if errors.As(err, &ce) {
+	var se silentError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &se):
+		return se.code
+	case errors.As(err, &ce):
 		fmt.Fprintf(stderr, "keygate: %s\n", ce.Error())
 		return 2
-	}
-	var se silentError
-	if errors.As(err, &se) {
-		return se.code
 	}
 	fmt.Fprintf(stderr, "keygate: %v\n", err)
 	return 1
@@ -72,8 +72,7 @@ type silentError struct{ code int }
 func (e silentError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("version")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(newFlagSet("version"), args); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "keygate %s\n", server.Version(version))
