@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -199,13 +200,15 @@ func newCatalogueFixture(t *testing.T, tweak func(policy.Face, *Options)) *catal
 			IngestionProject: high, IngestionDevice: high, StudioKey: high,
 		},
 	}
+	// The audit lines of refused key-management calls are expected here: not on the test's stderr.
+	quiet := slog.New(slog.DiscardHandler)
 	start := func(face policy.Face) *httptest.Server {
 		opt := Options{Face: face, Upstream: upURL, Resolver: resolver, Transport: transport, MaxBody: 32 << 20,
 			Metrics: metrics, AccessLog: alog, Limiter: limiter, Usage: keys.NewUsageRecorder(nil, time.Hour, nil)}
 		if face == policy.FaceStudio {
-			opt.Local, opt.Page = admin.New(s, nil), admin.NewPage()
+			opt.Local, opt.Page = admin.New(s, quiet), admin.NewPage()
 		} else {
-			opt.Verifier = NewIngest(IngestOptions{Projects: projects, Replay: guard, Fallback: guard, Metrics: metrics})
+			opt.Verifier = NewIngest(IngestOptions{Projects: projects, Replay: guard, Fallback: guard, Metrics: metrics, Log: quiet})
 		}
 		if tweak != nil {
 			tweak(face, &opt)
