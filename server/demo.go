@@ -25,6 +25,7 @@ func RunDemo(ctx context.Context, cfg Config, project int64, opt Options, stdout
 	if opt.LogOutput == nil {
 		opt.LogOutput = os.Stderr
 	}
+	demoOnLoopback(&cfg, os.LookupEnv)
 	if cfg.RedisURL != "" {
 		fmt.Fprintln(opt.LogOutput, "keygate demo: using the Redis store from KEYGATE_REDIS_URL")
 	}
@@ -219,4 +220,21 @@ func EnsureDemoKeys(ctx context.Context, sc StoreConfig, pid int64) (DemoKeys, e
 		return DemoKeys{}, errors.Join(errors.New("create the demo HMAC key"), err)
 	}
 	return dk, nil
+}
+
+// demoOnLoopback binds every listener the environment did not name to 127.0.0.1: the demo prints
+// its keys in clear and fronts stand-in backends, so it is reachable from this machine only unless
+// a KEYGATE_*_LISTEN variable says otherwise (serve keeps listening on every interface).
+func demoOnLoopback(cfg *Config, lookup func(string) (string, bool)) {
+	for _, l := range []struct {
+		env  string
+		addr *string
+	}{
+		{"KEYGATE_STUDIO_LISTEN", &cfg.StudioListen}, {"KEYGATE_INGESTION_LISTEN", &cfg.IngestionListen},
+		{"KEYGATE_REMOTE_LISTEN", &cfg.RemoteListen}, {"KEYGATE_OPS_LISTEN", &cfg.OpsListen},
+	} {
+		if _, set := lookup(l.env); !set && strings.HasPrefix(*l.addr, ":") {
+			*l.addr = "127.0.0.1" + *l.addr
+		}
+	}
 }

@@ -155,3 +155,15 @@ func TestRunDemo(t *testing.T) {
 		t.Errorf("once more: %d", r.status)
 	}
 }
+
+func TestDemoOnLoopback(t *testing.T) {
+	cfg := Config{StudioListen: ":4800", IngestionListen: ":4810", RemoteListen: ":4802", OpsListen: "0.0.0.0:9090"}
+	env := map[string]string{"KEYGATE_REMOTE_LISTEN": ":4802"}
+	demoOnLoopback(&cfg, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	want := Config{StudioListen: "127.0.0.1:4800", IngestionListen: "127.0.0.1:4810", RemoteListen: ":4802", OpsListen: "0.0.0.0:9090"}
+	if cfg.StudioListen != want.StudioListen || cfg.IngestionListen != want.IngestionListen ||
+		cfg.RemoteListen != want.RemoteListen || cfg.OpsListen != want.OpsListen {
+		t.Errorf("listeners %q %q %q %q; want the unset ports on loopback, a set variable and an explicit address kept",
+			cfg.StudioListen, cfg.IngestionListen, cfg.RemoteListen, cfg.OpsListen)
+	}
+}
