@@ -569,32 +569,34 @@ func (s *BoltStore) SetDevelopmentAPIKey(_ context.Context, projectID, id int64,
 
 // RollHMACKey implements Store.
 func (s *BoltStore) RollHMACKey(_ context.Context, projectID, id int64, newSecret string, grace time.Duration) (HMACKey, error) {
-	var rec hmacRecord
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		hb := tx.Bucket(bktHMAC)
-		k := pik(projectID, id)
-		v := hb.Get(k)
-		if v == nil {
-			return ErrNotFound
-		}
-		var err error
-		if rec, err = decode[hmacRecord](v); err != nil {
-			return err
-		}
-		if err := rec.roll(newSecret, grace, s.now(), s.sealer); err != nil {
-			return err
-		}
-		return hb.Put(k, encode(rec))
+	rec, err := s.changeHMAC(projectID, id, func(_ *bolt.Bucket, rec *hmacRecord) error {
+		return rec.roll(newSecret, grace, s.now(), s.sealer)
 	})
 	if err != nil {
 		return HMACKey{}, fmt.Errorf("roll hmac key %d: %w", id, err)
 	}
-	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: projectID})
 	return rec.hmacKey(s.sealer, s.now())
 }
 
 // SetDevelopmentHMACKey implements Store.
 func (s *BoltStore) SetDevelopmentHMACKey(_ context.Context, projectID, id int64) (HMACKey, error) {
+	rec, err := s.changeHMAC(projectID, id, func(hb *bolt.Bucket, rec *hmacRecord) error {
+		if err := clearDevHMAC(hb, projectID, id); err != nil {
+			return err
+		}
+		rec.Dev = true
+		return nil
+	})
+	if err != nil {
+		return HMACKey{}, fmt.Errorf("set development hmac key %d: %w", id, err)
+	}
+	return rec.hmacKey(s.sealer, s.now())
+}
+
+// changeHMAC reads one HMAC key's record, lets change edit it (and the bucket) in the same
+// transaction, writes it back and announces the change: the read-modify-write every edit of an
+// existing HMAC key shares.
+func (s *BoltStore) changeHMAC(projectID, id int64, change func(hb *bolt.Bucket, rec *hmacRecord) error) (hmacRecord, error) {
 	var rec hmacRecord
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		hb := tx.Bucket(bktHMAC)
@@ -607,17 +609,16 @@ func (s *BoltStore) SetDevelopmentHMACKey(_ context.Context, projectID, id int64
 		if rec, err = decode[hmacRecord](v); err != nil {
 			return err
 		}
-		if err := clearDevHMAC(hb, projectID, id); err != nil {
+		if err := change(hb, &rec); err != nil {
 			return err
 		}
-		rec.Dev = true
 		return hb.Put(k, encode(rec))
 	})
 	if err != nil {
-		return HMACKey{}, fmt.Errorf("set development hmac key %d: %w", id, err)
+		return hmacRecord{}, err
 	}
 	s.events.publish(Event{Kind: EventHMACChanged, ProjectID: projectID})
-	return rec.hmacKey(s.sealer, s.now())
+	return rec, nil
 }
 
 func auditKey(projectID int64, ms, seq uint64) []byte {
