@@ -1,13 +1,11 @@
 package policy
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/keygate/keygate/internal/testutil"
 )
 
 // The differential test for the canonical form: every path keygate forwards, Express 4 (the most
@@ -33,30 +31,10 @@ type expressReading struct {
 
 func expressRoute(t *testing.T, cases []expressCase) []expressReading {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: run `make deps` (the routing differential test needs node and express)")
-	}
-	dir, _ := filepath.Abs(filepath.Join("testdata", "express"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "express", "package.json")); err != nil {
-		t.Fatalf("express is not installed in %s: run `make deps` (npm ci there)", dir)
-	}
-	in, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(node, "route.js")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node route.js: %v: %s", err, stderr.String())
-	}
 	var res []expressReading
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(cases) {
-		t.Fatalf("express output (%d readings for %d cases): %v", len(res), len(cases), err)
+	testutil.RunNode(t, filepath.Join("testdata", "express"), "express", "route.js", cases, &res)
+	if len(res) != len(cases) {
+		t.Fatalf("express output: %d readings for %d cases", len(res), len(cases))
 	}
 	return res
 }

@@ -2,14 +2,13 @@ package verify
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/internal/testutil"
 )
 
 // The differential test: SplitMultipart against busboy, the parser under multer (Express) and
@@ -39,30 +38,10 @@ type mpCase struct {
 // busboySplit runs every case through busboy in one node process.
 func busboySplit(t *testing.T, cases []mpCase) []busboyResult {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatal("node is not installed: run `make deps` (the multipart differential test needs node and busboy)")
-	}
-	dir, _ := filepath.Abs(filepath.Join("testdata", "busboy"))
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "busboy", "package.json")); err != nil {
-		t.Fatalf("busboy is not installed in %s: run `make deps` (npm ci there)", dir)
-	}
-	in, err := json.Marshal(cases)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(node, "split.js")
-	cmd.Dir = dir
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node split.js: %v: %s", err, stderr.String())
-	}
 	var res []busboyResult
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(cases) {
-		t.Fatalf("busboy output (%d results for %d cases): %v", len(res), len(cases), err)
+	testutil.RunNode(t, filepath.Join("testdata", "busboy"), "busboy", "split.js", cases, &res)
+	if len(res) != len(cases) {
+		t.Fatalf("busboy output: %d results for %d cases", len(res), len(cases))
 	}
 	return res
 }
