@@ -92,3 +92,55 @@ func TestKeysRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendTime: the per-second cache writes exactly what time.RFC3339Nano writes, for times in
+// the same second and across seconds, with and without a fraction, in UTC and with an offset.
+func TestAppendTime(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+30*60)
+	west := time.FixedZone("west", -8*3600)
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		berlin = time.FixedZone("berlin", 3600)
+	}
+	base := time.Date(2026, 11, 26, 23, 59, 59, 0, time.UTC)
+	var times []time.Time
+	for _, loc := range []*time.Location{time.UTC, east, west, berlin, time.Local} {
+		for _, ns := range []int{0, 1, 10, 123, 100000000, 120000000, 999999999, 500} {
+			times = append(times, base.Add(time.Duration(ns)).In(loc))
+			times = append(times, base.Add(time.Second+time.Duration(ns)).In(loc))
+		}
+	}
+	times = append(times,
+		time.Date(2026, 3, 29, 1, 59, 59, 999999999, time.UTC).In(berlin), // the second before a DST change
+		time.Date(2026, 3, 29, 2, 0, 0, 1, time.UTC).In(berlin),
+		time.Unix(0, 0).UTC(), time.Unix(-1, 5).UTC(), time.Date(1969, 12, 31, 23, 59, 59, 999, time.UTC),
+		time.Now(), time.Now().Add(time.Nanosecond))
+	w := New(nil, false)
+	for _, tm := range times {
+		want := tm.Format(time.RFC3339Nano)
+		if got := string(w.appendTime(nil, tm)); got != want {
+			t.Errorf("appendTime(%v) = %q, want %q", tm, got, want)
+		}
+	}
+}
+
+// TestAppendJSONString: every string, whether it starts, ends or is made of bytes that need
+// escaping, decodes back to itself (invalid UTF-8 as U+FFFD).
+func TestAppendJSONString(t *testing.T) {
+	cases := []string{"", "plain", "/v1/api/1/raw-data", `"`, `\`, "a\"b", "tail\\", "\x00", "\x1f\x7f", "é", "a\xffb", "\xff",
+		"ok then \n newline", "\u2028\u2029<>&", strings.Repeat("x", 300) + "\x01", "日本語/ok"}
+	for c := 0; c < 256; c++ {
+		cases = append(cases, "ab"+string([]byte{byte(c)})+"cd")
+	}
+	for _, s := range cases {
+		b := appendJSONString(nil, s)
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Errorf("appendJSONString(%q) = %s: not a JSON string: %v", s, b, err)
+			continue
+		}
+		if want := strings.ToValidUTF8(s, "\ufffd"); got != want {
+			t.Errorf("appendJSONString(%q) decodes to %q, want %q", s, got, want)
+		}
+	}
+}
