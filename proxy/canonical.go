@@ -45,16 +45,18 @@ func badRequest(msg string) *apierr.Error {
 //   - more than one Content-Type header: keygate reads the first, some backends the last.
 //   - a Content-Encoding on the ingestion face, which verifies the bytes as sent.
 //
-// It allocates nothing on requests it lets through.
-func checkHeaders(h http.Header, face string) error {
+// It also reports whether the request carries a header rewrite must drop (X-Keygate-* in any
+// spelling, or a routingHeader), so that rewrite walks the outbound headers only when there is
+// one. It allocates nothing on requests it lets through.
+func checkHeaders(h http.Header, face string) (scrub bool, err error) {
 	for name, vals := range h {
 		switch name {
 		case "Upgrade":
-			return badRequest("protocol upgrades are not served on the " + face + " API")
+			return false, badRequest("protocol upgrades are not served on the " + face + " API")
 		case "Connection":
 			for _, v := range vals {
 				if hasToken(v, "upgrade") {
-					return badRequest("protocol upgrades are not served on the " + face + " API")
+					return false, badRequest("protocol upgrades are not served on the " + face + " API")
 				}
 			}
 		case "Content-Encoding":
@@ -62,26 +64,33 @@ func checkHeaders(h http.Header, face string) error {
 			// coding (body-parser inflates gzip, deflate and br by default) would store a sample
 			// keygate never saw — a signed one replayed, or one past the per-device limit.
 			if face == policy.FaceIngestion.String() && (len(vals) != 1 || !strings.EqualFold(strings.TrimSpace(vals[0]), "identity")) {
-				return apierr.New(http.StatusUnsupportedMediaType, "bad_request", "samples are sent without a Content-Encoding: keygate verifies the bytes as sent", nil)
+				return false, apierr.New(http.StatusUnsupportedMediaType, "bad_request", "samples are sent without a Content-Encoding: keygate verifies the bytes as sent", nil)
 			}
 		case "Content-Type":
 			// Go and Node read the first, gunicorn (CONTENT_TYPE) the last: the ingestion face
 			// would verify the body as one type while the backend parses it as another.
 			if len(vals) > 1 {
-				return badRequest("send exactly one Content-Type header")
+				return false, badRequest("send exactly one Content-Type header")
 			}
 		case headerAPIKey:
 			if len(vals) > 1 || len(vals) == 1 && strings.IndexByte(vals[0], ',') >= 0 {
-				return badRequest("send exactly one x-api-key header with one key")
+				return false, badRequest("send exactly one x-api-key header with one key")
 			}
 		default:
 			if strings.IndexByte(name, '_') >= 0 && (sameHeader(name, headerAPIKey) ||
 				len(name) > len(identityPrefix) && sameHeader(name[:len(identityPrefix)], identityPrefix)) {
-				return badRequest("header names that read as x-api-key or X-Keygate-* must be spelled with '-' (got " + name + ")")
+				return false, badRequest("header names that read as x-api-key or X-Keygate-* must be spelled with '-' (got " + name + ")")
 			}
+			scrub = scrub || dropped(name)
 		}
 	}
-	return nil
+	return scrub, nil
+}
+
+// dropped reports the client headers rewrite removes before forwarding: keygate's own identity
+// headers in any spelling (only keygate sets them) and the routing headers.
+func dropped(name string) bool {
+	return len(name) >= len(identityPrefix) && strings.EqualFold(name[:len(identityPrefix)], identityPrefix) || routingHeader(name)
 }
 
 // sameHeader compares header names case-insensitively with '_' read as '-'.

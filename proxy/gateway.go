@@ -193,6 +193,8 @@ type state struct {
 	// backed by ridBuf when keygate made the id).
 	requestID []string
 	ridBuf    [1]string
+	// scrub: the client sent a header rewrite drops (checkHeaders saw it; most requests do not).
+	scrub bool
 	// body is the client's body once keygate started reading it (nil before, or without a body).
 	body *clientBody
 	// wrote is set once the upstream transport has taken the whole body (read it to its end): from
@@ -237,10 +239,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) error {
 	// 1. route: the request must be in the canonical form (docs/security.md), and the path is
 	// judged exactly as it will be forwarded.
-	if err := checkHeaders(r.Header, g.face); err != nil {
+	scrub, err := checkHeaders(r.Header, g.face)
+	if err != nil {
 		st.path = r.URL.EscapedPath() // logged as received (keys redacted by the access log)
 		return err
 	}
+	st.scrub = scrub
 	if err := checkQuery(r.URL.RawQuery); err != nil {
 		st.path = r.URL.EscapedPath()
 		return err
@@ -500,9 +504,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	// none is forwarded (clients of the platform send none).
 	out.Trailer = nil
 	h := out.Header
-	for name := range h {
-		if len(name) >= len(identityPrefix) && strings.EqualFold(name[:len(identityPrefix)], identityPrefix) || routingHeader(name) {
-			delete(h, name)
+	if st == nil || st.scrub {
+		for name := range h {
+			if dropped(name) {
+				delete(h, name)
+			}
 		}
 	}
 	if g.opt.StripAPIKey {
