@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -185,8 +186,18 @@ func TestDeployManifests(t *testing.T) {
 					keygates++
 					// Every variable the manifests set exists in keygate's configuration.
 					for _, e := range c.Env {
-						if !envNames[e.Name] {
-							t.Errorf("%s: env %s is not a keygate setting", where, e.Name)
+						switch e.Name {
+						case "GOMEMLIMIT":
+							// Go's soft memory limit must sit below the container's hard one.
+							lim, ok := goMemLimit(e.Value)
+							if !ok || lim >= c.Resources.Limits.Memory().Value() {
+								t.Errorf("%s: GOMEMLIMIT %q must be a size below the memory limit %s", where, e.Value, c.Resources.Limits.Memory())
+							}
+						case "GOGC", "GOMAXPROCS":
+						default:
+							if !envNames[e.Name] {
+								t.Errorf("%s: env %s is not a keygate setting", where, e.Name)
+							}
 						}
 					}
 					for _, ef := range c.EnvFrom {
@@ -533,4 +544,21 @@ func TestDeployIngestionTLS(t *testing.T) {
 	if faces := config["KEYGATE_TLS_FACES"]; !strings.Contains(faces, "ingestion") || strings.Contains(faces, "ops") {
 		t.Errorf("KEYGATE_TLS_FACES = %q: want the ingestion face on TLS and ops plain (probes)", faces)
 	}
+}
+
+// goMemLimit parses a GOMEMLIMIT value as the Go runtime does (a byte count with an optional B,
+// KiB, MiB, GiB or TiB suffix).
+func goMemLimit(v string) (int64, bool) {
+	mult := int64(1)
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(v, u.s) {
+			v, mult = strings.TrimSuffix(v, u.s), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	return n * mult, err == nil && n > 0
 }
