@@ -41,7 +41,7 @@ lint:
 	$(GO) run $(STATICCHECK) $(PKGS)
 
 # package:target pairs.
-FUZZ_TARGETS := ./verify:FuzzParseJSON ./verify:FuzzParseCBOR ./verify:FuzzSplitMultipart ./upstream:FuzzUpstreamResponse ./upstream:FuzzRequestHead
+FUZZ_TARGETS := ./verify:FuzzParseJSON ./verify:FuzzParseCBOR ./verify:FuzzSplitMultipart ./upstream:FuzzUpstreamResponse ./upstream:FuzzRequestHead ./upstream:FuzzReadResponse
 
 # tree fails on anything but source in git: a tracked executable or a file over 1 MB (.ci/check-tree).
 tree:

@@ -428,7 +428,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 	var resp *http.Response
 	var err error
 	for n1xx := 0; ; n1xx++ {
-		resp, err = http.ReadResponse(c.br, req)
+		resp, err = readResponse(c.br, req)
 		if err != nil {
 			break
 		}
