@@ -80,8 +80,23 @@ type Transport struct {
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
 
 	mu     sync.Mutex
-	pools  map[string][]*conn // idle connections per host:port, most recently used last
+	pools  map[string]*hostPool // per host:port; entries stay (one per upstream address used)
 	reaper *time.Timer
+	// last is the pool of the URL host most recently asked for: keygate forwards to one upstream,
+	// so most round trips find their pool here without hostPort or a map lookup.
+	last atomic.Pointer[hostCache]
+}
+
+// hostPool holds the idle connections to one host:port, most recently used last (under t.mu).
+type hostPool struct {
+	key  string
+	idle []*conn
+}
+
+// hostCache maps a request URL's host, as written, to its pool.
+type hostCache struct {
+	host string
+	p    *hostPool
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -103,7 +118,7 @@ func New(o Options) *Transport {
 	if o.ExpectContinueTimeout <= 0 {
 		o.ExpectContinueTimeout = DefaultExpectContinueTimeout
 	}
-	t := &Transport{opt: o, pools: map[string][]*conn{}}
+	t := &Transport{opt: o, pools: map[string]*hostPool{}}
 	t.dial = o.DialContext
 	if t.dial == nil {
 		t.dial = (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
@@ -161,9 +176,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeReqBody(req)
 		return nil, context.Cause(ctx)
 	}
-	key := hostPort(req.URL.Host)
+	pool := t.pool(req.URL.Host)
 	for attempt := 0; ; attempt++ {
-		c, err := t.get(ctx, key, attempt > 0)
+		c, err := t.get(ctx, pool, attempt > 0)
 		if err != nil {
 			closeReqBody(req)
 			if ctx.Err() != nil {
@@ -195,9 +210,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) CloseIdleConnections() {
 	t.mu.Lock()
 	var all []*conn
-	for k, cs := range t.pools {
-		all = append(all, cs...)
-		delete(t.pools, k)
+	for _, p := range t.pools {
+		all = append(all, p.idle...)
+		clear(p.idle)
+		p.idle = p.idle[:0]
 	}
 	t.mu.Unlock()
 	for _, c := range all {
@@ -213,25 +229,42 @@ func (t *Transport) IdleConns() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := 0
-	for _, cs := range t.pools {
-		n += len(cs)
+	for _, p := range t.pools {
+		n += len(p.idle)
 	}
 	return n
 }
 
+// pool returns the pool for a request URL's host.
+func (t *Transport) pool(host string) *hostPool {
+	if hc := t.last.Load(); hc != nil && hc.host == host {
+		return hc.p
+	}
+	key := hostPort(host)
+	t.mu.Lock()
+	p := t.pools[key]
+	if p == nil {
+		p = &hostPool{key: key}
+		t.pools[key] = p
+	}
+	t.mu.Unlock()
+	t.last.Store(&hostCache{host: host, p: p})
+	return p
+}
+
 // get returns an idle connection that is still open and quiet, or dials a new one.
-func (t *Transport) get(ctx context.Context, key string, fresh bool) (*conn, error) {
+func (t *Transport) get(ctx context.Context, p *hostPool, fresh bool) (*conn, error) {
 	if !fresh {
 		for {
 			t.mu.Lock()
-			cs := t.pools[key]
+			cs := p.idle
 			if len(cs) == 0 {
 				t.mu.Unlock()
 				break
 			}
 			c := cs[len(cs)-1]
 			cs[len(cs)-1] = nil
-			t.pools[key] = cs[:len(cs)-1]
+			p.idle = cs[:len(cs)-1]
 			t.mu.Unlock()
 			// An idle connection must have nothing to read: bytes there are either the upstream's
 			// close (EOF) or data nobody asked for, which must never be taken as the next answer.
@@ -241,11 +274,11 @@ func (t *Transport) get(ctx context.Context, key string, fresh bool) (*conn, err
 			c.close()
 		}
 	}
-	nc, err := t.dial(ctx, "tcp", key)
+	nc, err := t.dial(ctx, "tcp", p.key)
 	if err != nil {
-		return nil, fmt.Errorf("upstream: dial %s: %w", key, err)
+		return nil, fmt.Errorf("upstream: dial %s: %w", p.key, err)
 	}
-	c := &conn{t: t, key: key, nc: nc, limit: -1}
+	c := &conn{t: t, pool: p, nc: nc, limit: -1}
 	c.br = bufio.NewReaderSize(c, 4<<10)
 	c.bw = bufio.NewWriterSize(countWriter{c}, 4<<10)
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -262,13 +295,13 @@ func (t *Transport) put(c *conn) {
 	c.reused = true
 	c.idleAt = time.Now()
 	t.mu.Lock()
-	cs := t.pools[c.key]
-	if len(cs) >= t.opt.MaxIdlePerHost {
+	p := c.pool
+	if len(p.idle) >= t.opt.MaxIdlePerHost {
 		t.mu.Unlock()
 		c.close()
 		return
 	}
-	t.pools[c.key] = append(cs, c)
+	p.idle = append(p.idle, c)
 	if t.reaper == nil {
 		t.reaper = time.AfterFunc(t.opt.IdleTimeout, t.reap)
 	}
@@ -281,19 +314,19 @@ func (t *Transport) reap() {
 	var old []*conn
 	var next time.Duration
 	t.mu.Lock()
-	for k, cs := range t.pools {
+	for _, p := range t.pools {
+		cs := p.idle
 		i := 0
 		for i < len(cs) && now.Sub(cs[i].idleAt) >= t.opt.IdleTimeout {
 			i++
 		}
 		old = append(old, cs[:i]...)
-		if i == len(cs) {
-			delete(t.pools, k)
-			continue
-		}
 		rest := append(cs[:0], cs[i:]...)
 		clear(cs[len(rest):])
-		t.pools[k] = rest
+		p.idle = rest
+		if len(rest) == 0 {
+			continue
+		}
 		if d := t.opt.IdleTimeout - now.Sub(rest[0].idleAt); next == 0 || d < next {
 			next = d
 		}
@@ -312,7 +345,7 @@ func (t *Transport) reap() {
 // conn is one upstream connection. While in use it belongs to one round trip.
 type conn struct {
 	t      *Transport
-	key    string
+	pool   *hostPool
 	nc     net.Conn
 	rc     syscall.RawConn
 	peekFn func(fd uintptr) bool
