@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -144,15 +145,22 @@ func appendHead(dst []byte, req *http.Request) ([]byte, error) {
 			skip = true // written above, or framing that is net/http's to decide
 		}
 		for _, v := range vv {
-			if !validValue(v) {
-				return dst, fmt.Errorf("upstream: invalid header field value for %q", k)
-			}
 			if skip {
+				if !validValue(v) {
+					return dst, fmt.Errorf("upstream: invalid header field value for %q", k)
+				}
 				continue
 			}
 			dst = append(dst, k...)
 			dst = append(dst, ": "...)
-			dst = append(dst, trim(v)...)
+			// Validated as copied: only spaces and tabs are trimmed off, and they are valid, so
+			// the value is valid exactly when what is copied is. A valid value has no CR or LF,
+			// so this is the textproto.TrimString of Request.Write.
+			n := len(dst)
+			dst = append(dst, trimSpTab(v)...)
+			if !validValueBytes(dst[n:]) {
+				return dst, fmt.Errorf("upstream: invalid header field value for %q", k)
+			}
 			dst = append(dst, "\r\n"...)
 		}
 	}
@@ -187,6 +195,17 @@ func lastIndexByte(s string, c byte) int {
 		}
 	}
 	return -1
+}
+
+// trimSpTab trims surrounding spaces and tabs.
+func trimSpTab(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // trim is textproto.TrimString: surrounding ASCII space, tab, CR and LF removed.
@@ -275,6 +294,31 @@ func validName(k string) bool {
 	}
 	for i := 0; i < len(k); i++ {
 		if byteClass[k[i]]&classToken == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validValueBytes is httpguts.ValidHeaderFieldValue eight bytes at a time: a word with no byte
+// below 0x20 and none equal to 0x7f is valid; a word with one (a tab, most likely) is checked
+// byte by byte. Both word tests are exact (a borrow starts only at a byte that matches).
+func validValueBytes(b []byte) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		y := x ^ (lo * 0x7f)
+		if ((x-lo*0x20)&^x|(y-lo)&^y)&hi != 0 {
+			for _, c := range b[:8] {
+				if byteClass[c]&classBadValue != 0 {
+					return false
+				}
+			}
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if byteClass[c]&classBadValue != 0 {
 			return false
 		}
 	}

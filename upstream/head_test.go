@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // headSpec describes one outgoing request; the differential test and FuzzRequestHead build
@@ -342,4 +344,22 @@ func FuzzRequestHead(f *testing.F) {
 		}
 		compareHead(t, s)
 	})
+}
+
+// TestValidValueBytes holds the word-at-a-time check to httpguts' byte-at-a-time one, for every
+// byte value at every position of words and tails.
+func TestValidValueBytes(t *testing.T) {
+	for n := 0; n <= 19; n++ {
+		for pos := 0; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				for _, fill := range []byte{'a', ' ', '\t', 0xff} {
+					b := bytes.Repeat([]byte{fill}, n)
+					b[pos] = byte(c)
+					if got, want := validValueBytes(b), httpguts.ValidHeaderFieldValue(string(b)); got != want {
+						t.Fatalf("%q: %v, want %v", b, got, want)
+					}
+				}
+			}
+		}
+	}
 }
