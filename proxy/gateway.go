@@ -179,8 +179,12 @@ func New(opt Options) *Gateway {
 	return g
 }
 
-// state is what the steps learned about a request, carried to Rewrite and the access log.
+// state is what the steps learned about a request, carried to Rewrite and the access log. Once
+// forwarding starts it is also the request's context: it answers Value(stateKey{}) with itself and
+// hands every other question to the context it wraps (Context), so carrying it to Rewrite,
+// ModifyResponse and the error handler costs no context.WithValue.
 type state struct {
+	context.Context
 	route     policy.Route
 	principal keys.Principal
 	path      string
@@ -193,6 +197,10 @@ type state struct {
 	// backed by ridBuf when keygate made the id).
 	requestID []string
 	ridBuf    [1]string
+	// start is when keygate began serving the request.
+	start time.Time
+	// clientIP is what clientIP worked out (empty until asked).
+	clientIP string
 	// fwd backs the X-Forwarded-For and -Host values (setXForwarded).
 	fwd [2]string
 	// scrub: the client sent a header rewrite drops (checkHeaders saw it; most requests do not).
@@ -206,12 +214,20 @@ type state struct {
 
 type stateKey struct{}
 
+// Value implements context.Context.
+func (st *state) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return st
+	}
+	return st.Context.Value(key)
+}
+
 // ServeHTTP runs the steps in order: route → identify → authorize → limit → verify → forward.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := g.wpool.Get().(*statusWriter)
 	sw.reset(w)
-	st := &state{}
+	st := &state{start: start}
 	st.requestID = requestID(r.Header, &st.ridBuf)
 	w.Header()[HeaderRequestID] = st.requestID
 	if ambiguousFraming(r) {
@@ -286,12 +302,12 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 	// 3. authorize.
 	if err := Authorize(p, route); err != nil {
 		if d, ok := g.opt.Local.(DeniedRecorder); ok && route.Local != policy.EndpointNone {
-			d.Denied(r.WithContext(keys.WithClientIP(r.Context(), g.clientIP(r))), p)
+			d.Denied(r.WithContext(keys.WithClientIP(r.Context(), g.clientIP(r, st))), p)
 		}
 		return err
 	}
 	if g.opt.Usage != nil {
-		g.opt.Usage.Touch(p, time.Now(), g.clientIP(r))
+		g.opt.Usage.Touch(p, st.start, g.clientIP(r, st))
 	}
 
 	// 4. limit.
@@ -306,11 +322,12 @@ func (g *Gateway) handle(w http.ResponseWriter, r *http.Request, st *state) erro
 		return err
 	}
 
-	ctx := context.WithValue(r.Context(), stateKey{}, st)
+	st.Context = r.Context()
+	var ctx context.Context = st
 	if route.Local != policy.EndpointNone && g.opt.Local != nil {
 		st.outcome = apierr.OutcomeLocal
 		w.Header()[headerNosniff] = nosniff
-		lr := r.WithContext(keys.WithClientIP(keys.WithPrincipal(ctx, p), g.clientIP(r)))
+		lr := r.WithContext(keys.WithClientIP(keys.WithPrincipal(ctx, p), g.clientIP(r, st)))
 		lr.URL.Path, lr.URL.RawPath = path, ""
 		g.opt.Local.ServeHTTP(w, lr)
 		return nil
@@ -370,13 +387,18 @@ func ClientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// clientIP is ClientIP, or with trusted proxies configured the address X-Forwarded-For names.
-func (g *Gateway) clientIP(r *http.Request) string {
-	peer := ClientIP(r)
-	if len(g.opt.TrustedProxies) == 0 {
-		return peer
+// clientIP is ClientIP, or with trusted proxies configured the address X-Forwarded-For names;
+// worked out once per request (st caches it).
+func (g *Gateway) clientIP(r *http.Request, st *state) string {
+	if st.clientIP != "" {
+		return st.clientIP
 	}
-	return ForwardedClientIP(peer, r.Header["X-Forwarded-For"], g.opt.TrustedProxies)
+	ip := ClientIP(r)
+	if len(g.opt.TrustedProxies) > 0 {
+		ip = ForwardedClientIP(ip, r.Header["X-Forwarded-For"], g.opt.TrustedProxies)
+	}
+	st.clientIP = ip
+	return ip
 }
 
 // ForwardedClientIP walks X-Forwarded-For from the right while each hop is a trusted proxy and
@@ -668,7 +690,7 @@ func (g *Gateway) finish(r *http.Request, sw *statusWriter, st *state, start tim
 			Time: start.Add(d), Face: g.face, Method: r.Method, Path: st.path, Outcome: string(st.outcome), Class: class,
 			Signature: st.signature, Status: sw.status, KeyID: st.principal.KeyID, Project: st.principal.ProjectID,
 			Duration: d, BytesOut: sw.bytes, BytesIn: r.ContentLength,
-			RequestID: st.requestID[0], ClientIP: g.clientIP(r), UserAgent: firstHeader(r.Header, "User-Agent"),
+			RequestID: st.requestID[0], ClientIP: g.clientIP(r, st), UserAgent: firstHeader(r.Header, "User-Agent"),
 		}
 		if st.err != nil {
 			rec.Error = st.err.Error()

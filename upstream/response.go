@@ -81,9 +81,15 @@ func fastResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	}
 
 	// One string holds the status and every header line; names and values are its substrings.
+	// The response, its body and (for up to len(f.strs) fields) the header values' slices share
+	// one allocation.
 	s := string(head)
+	f := &fastResp{}
 	hdr := make(http.Header, n)
-	strs := make([]string, n)
+	strs := f.strs[:]
+	if n > len(strs) {
+		strs = make([]string, n)
+	}
 	contentLength := int64(-1)
 	rest := s[nl+1:]
 	for rest != "" {
@@ -124,16 +130,25 @@ func fastResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	if _, err := br.Discard(len(head) + 2); err != nil {
 		return nil // cannot happen: the bytes are buffered
 	}
-	resp := &http.Response{
+	f.resp = http.Response{
 		Status: s[9 : nl-1], StatusCode: code, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: hdr, ContentLength: contentLength, Close: closes, Request: req,
 	}
 	if contentLength == 0 {
-		resp.Body = http.NoBody
+		f.resp.Body = http.NoBody
 	} else {
-		resp.Body = &lengthBody{r: br, n: contentLength}
+		f.body = lengthBody{r: br, n: contentLength}
+		f.resp.Body = &f.body
 	}
-	return resp
+	return &f.resp
+}
+
+// fastResp is what fastResponse allocates once: the response, its body reader and the backing
+// array of the header values (most answers have at most eight fields).
+type fastResp struct {
+	resp http.Response
+	body lengthBody
+	strs [8]string
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
