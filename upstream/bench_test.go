@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -20,7 +21,11 @@ func BenchmarkRoundTrip(b *testing.B) {
 		b.Run(k.name, func(b *testing.B) {
 			tr := k.make()
 			defer tr.(interface{ CloseIdleConnections() }).CloseIdleConnections()
-			req, _ := http.NewRequest("GET", srv.URL+"/v1/api/1/raw-data", nil)
+			// A cancelable context, as a proxied request's is (the server cancels it when the client
+			// goes away).
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/api/1/raw-data", nil)
 			req.Header.Set("User-Agent", "")
 			buf := make([]byte, 512)
 			b.ReportAllocs()

@@ -5,4 +5,4 @@ package upstream
 // quiet cannot peek without blocking here; it checks what is already buffered.
 func (c *conn) quiet() bool { return c.br.Buffered() == 0 }
 
-func (c *conn) peek(uintptr) bool { return true }
+func (c *conn) peek(uintptr) {}

@@ -348,19 +348,30 @@ type conn struct {
 	pool   *hostPool
 	nc     net.Conn
 	rc     syscall.RawConn
-	peekFn func(fd uintptr) bool
+	peekFn func(fd uintptr)
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
 	idleAt time.Time
 
 	// Read accounting, owned by the reading goroutine: limit is the header bytes left (-1 while
-	// reading a body), nread the bytes read in this round trip; armed is the header deadline still
-	// set (a request without a body clears it lazily, on the body's first network read). An idle
-	// connection whose deadline passed fails quiet() and is closed instead of reused.
+	// reading a body), nread the bytes read in this round trip; armed is a read deadline still set
+	// that a body read must not see (cleared lazily, on the body's first network read; the next
+	// round trip sets its own).
 	limit int64
 	nread int64
 	armed bool
+
+	// Cancellation. stop ends the context.AfterFunc that closes the connection when the round
+	// trip's context ends; nil while a bodiless round trip is only polling: instead of registering
+	// with the request's context up front (an allocation, a child in its cancelCtx, a removal:
+	// ~3k instructions), the read deadline is set at most cancelPoll ahead, and a read that
+	// reaches it registers the AfterFunc then (see slowRead). Answers within cancelPoll never
+	// register; a cancellation before it is seen within cancelPoll. hdrAt is the header deadline
+	// of a polling round trip (zero: none).
+	ctx   context.Context
+	stop  func() bool
+	hdrAt time.Time
 	// nwrite is the bytes written in this round trip (by the writing goroutine).
 	nwrite int64
 
@@ -378,7 +389,7 @@ type conn struct {
 }
 
 func (c *conn) Read(p []byte) (int, error) {
-	if c.armed && c.limit < 0 {
+	if c.armed && c.limit < 0 && c.stop != nil {
 		// The header deadline stays set until the body needs the network: most bodies arrive with
 		// their headers, and the next round trip sets its own deadline (one call per request, not two).
 		_ = c.nc.SetReadDeadline(time.Time{})
@@ -397,8 +408,52 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.limit >= 0 {
 		c.limit -= int64(n)
 	}
+	if err != nil && c.stop == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return c.slowRead(p, n, err)
+	}
 	return n, err
 }
+
+// slowRead is a polling round trip's read reaching its poll deadline: the round trip now watches
+// its context with context.AfterFunc (which runs at once if the context already ended), the
+// deadline becomes the header deadline while the headers are read (none for the body), and the
+// read goes on. A header deadline that has passed is returned as the timeout it is.
+func (c *conn) slowRead(p []byte, n int, err error) (int, error) {
+	c.stop = context.AfterFunc(c.ctx, c.abort)
+	if c.limit >= 0 && !c.hdrAt.IsZero() {
+		if !time.Now().Before(c.hdrAt) {
+			return n, err
+		}
+		_ = c.nc.SetReadDeadline(c.hdrAt)
+		c.armed = true
+	} else {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		c.armed = false
+	}
+	if n > 0 {
+		return n, nil
+	}
+	return c.Read(p)
+}
+
+// unwatch ends the round trip's cancellation watch, reporting false if the context ended and
+// the connection is being closed for it.
+func (c *conn) unwatch() bool {
+	stop := c.stop
+	c.stop, c.ctx = noStop, nil
+	if stop == nil {
+		return true
+	}
+	return stop()
+}
+
+// cancelPoll bounds how long a bodiless round trip waits before it watches its context with
+// context.AfterFunc; maxPolledHead is the largest head written before that watch (a larger one
+// could fill the socket buffer and block the write).
+const (
+	cancelPoll    = 50 * time.Millisecond
+	maxPolledHead = 16 << 10
+)
 
 type countWriter struct{ c *conn }
 
@@ -425,11 +480,14 @@ type rtError struct {
 // already serialized (a request without a body): it goes out in one write.
 func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, trace *httptrace.ClientTrace) (*http.Response, *rtError) {
 	c.nread, c.nwrite = 0, 0
-	stop := noStop
-	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, c.abort)
-	}
 	timeout := c.t.opt.ResponseHeaderTimeout
+	poll := ctx.Done() != nil && !hasBody(req) && (head == nil || len(head.b) <= maxPolledHead)
+	c.stop, c.ctx = noStop, nil
+	if poll {
+		c.stop, c.ctx = nil, ctx
+	} else if ctx.Done() != nil {
+		c.stop = context.AfterFunc(ctx, c.abort)
+	}
 	var w *bodyWriter
 	if hasBody(req) {
 		if c.armed {
@@ -447,11 +505,24 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 			err = c.bw.Flush()
 		}
 		if err != nil {
-			stop()
+			c.unwatch()
 			c.close()
 			return nil, c.fail(ctx, req, nil, err)
 		}
-		if timeout > 0 {
+		switch {
+		case poll:
+			now := time.Now()
+			d := now.Add(cancelPoll)
+			c.hdrAt = time.Time{}
+			if timeout > 0 {
+				c.hdrAt = now.Add(timeout)
+				if c.hdrAt.Before(d) {
+					d = c.hdrAt
+				}
+			}
+			_ = c.nc.SetReadDeadline(d)
+			c.armed = true
+		case timeout > 0:
 			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
 			c.armed = true
 		}
@@ -499,7 +570,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		c.mu.Unlock()
 	}
 	if err != nil {
-		stop()
+		c.unwatch()
 		c.close()
 		if w != nil {
 			w.proceed(false)
@@ -511,7 +582,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		// http.Transport's rule: without a 100, send the body anyway unless the connection closes.
 		w.proceed(keep)
 	}
-	b := &body{ctx: ctx, c: c, rc: resp.Body, stop: stop, w: w, keep: keep}
+	b := &body{ctx: ctx, c: c, rc: resp.Body, w: w, keep: keep}
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
@@ -672,7 +743,6 @@ type body struct {
 	ctx  context.Context
 	c    *conn
 	rc   io.ReadCloser
-	stop func() bool
 	w    *bodyWriter
 	keep bool
 	done atomic.Bool
@@ -712,7 +782,7 @@ func (b *body) finish(eof bool) {
 		return
 	}
 	c := b.c
-	reuse := b.stop() && eof && b.keep && !c.broken.Load() && c.br.Buffered() == 0
+	reuse := c.unwatch() && eof && b.keep && !c.broken.Load() && c.br.Buffered() == 0
 	if reuse && b.w != nil {
 		reuse = b.w.finishedWithin(maxWriteWait)
 	}
