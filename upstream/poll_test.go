@@ -200,3 +200,28 @@ func TestLargeHeadWatchedFromTheStart(t *testing.T) {
 		t.Fatalf("got %q %v", got, err)
 	}
 }
+
+// A round trip that does not poll (its context cannot end) on a connection a polling one left its
+// deadline on must not be cut short by that deadline.
+func TestUnpolledAfterPolled(t *testing.T) {
+	gates := make(chan chan struct{}, 2)
+	u := slowUpstream(t, gates, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok", nil)
+	tr := New(Options{})
+	defer tr.CloseIdleConnections()
+	for i, ctx := range []context.Context{t.Context(), context.Background()} {
+		g := make(chan struct{})
+		gates <- g
+		wait := time.Duration(0)
+		if i == 1 {
+			wait = 3 * cancelPoll
+		}
+		go func() { testutil.Pause(wait); close(g) }()
+		req, _ := http.NewRequestWithContext(ctx, "GET", u.url().String()+"/u", nil)
+		if _, got, err := roundTrip(t, tr, req); err != nil || got != "ok" {
+			t.Fatalf("request %d: %q %v", i, got, err)
+		}
+	}
+	if n := u.accepted.Load(); n != 1 {
+		t.Fatalf("%d connections, want 1", n)
+	}
+}

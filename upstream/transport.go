@@ -525,6 +525,10 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		case timeout > 0:
 			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
 			c.armed = true
+		case c.armed:
+			// A deadline left by an earlier round trip (a poll's, say) must not end this one.
+			_ = c.nc.SetReadDeadline(time.Time{})
+			c.armed = false
 		}
 	}
 
