@@ -73,22 +73,24 @@ func TestPolledRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		timeout time.Duration
-		wait    time.Duration // how long the upstream holds the head back
+		waits   []time.Duration // how long the upstream holds each answer's head back
 	}{
-		{"answer within the poll", 0, 0},
-		{"answer after the poll", 0, 3 * cancelPoll},
-		{"answer after the poll, header timeout longer", 10 * time.Second, 3 * cancelPoll},
-		{"answer within a header timeout shorter than the poll", cancelPoll / 2 * 3, cancelPoll / 2},
+		{"answer within the poll", 0, []time.Duration{0, 0}},
+		{"answer after the poll", 0, []time.Duration{3 * cancelPoll, 3 * cancelPoll}},
+		// The second request keeps the first one's poll deadline (pollAt), which then passes.
+		{"answer after a kept poll deadline", 0, []time.Duration{0, 3 * cancelPoll}},
+		{"answer after the poll, header timeout longer", 10 * time.Second, []time.Duration{3 * cancelPoll, 0, 3 * cancelPoll}},
+		{"answer within a header timeout shorter than the poll", cancelPoll / 2 * 3, []time.Duration{cancelPoll / 2, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gates := make(chan chan struct{}, 2)
+			gates := make(chan chan struct{}, len(tc.waits))
 			u := slowUpstream(t, gates, head, body, nil)
 			tr := New(Options{ResponseHeaderTimeout: tc.timeout})
 			defer tr.CloseIdleConnections()
-			for range 2 {
+			for _, wait := range tc.waits {
 				g := make(chan struct{})
 				gates <- g
-				go func() { testutil.Pause(tc.wait); close(g) }()
+				go func() { testutil.Pause(wait); close(g) }()
 				ctx, cancel := context.WithCancel(context.Background())
 				req, _ := http.NewRequestWithContext(ctx, "GET", u.url().String()+"/s", nil)
 				_, got, err := roundTrip(t, tr, req)

@@ -268,7 +268,9 @@ func (t *Transport) get(ctx context.Context, p *hostPool, fresh bool) (*conn, er
 			t.mu.Unlock()
 			// An idle connection must have nothing to read: bytes there are either the upstream's
 			// close (EOF) or data nobody asked for, which must never be taken as the next answer.
-			if time.Since(c.idleAt) < t.opt.IdleTimeout && c.quiet() {
+			now := time.Now()
+			if now.Sub(c.idleAt) < t.opt.IdleTimeout && c.quiet() {
+				c.start = now
 				return c, nil
 			}
 			c.close()
@@ -278,7 +280,7 @@ func (t *Transport) get(ctx context.Context, p *hostPool, fresh bool) (*conn, er
 	if err != nil {
 		return nil, fmt.Errorf("upstream: dial %s: %w", p.key, err)
 	}
-	c := &conn{t: t, pool: p, nc: nc, limit: -1}
+	c := &conn{t: t, pool: p, nc: nc, limit: -1, start: time.Now()}
 	c.br = bufio.NewReaderSize(c, 4<<10)
 	c.bw = bufio.NewWriterSize(countWriter{c}, 4<<10)
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -372,6 +374,13 @@ type conn struct {
 	ctx   context.Context
 	stop  func() bool
 	hdrAt time.Time
+	// pollAt, when not zero, is the read deadline set on the connection: a poll deadline, which
+	// the next polling round trip keeps instead of setting a new one if it is at most
+	// cancelPoll/5 earlier (one SetReadDeadline saved per request under load). Every other
+	// deadline change zeroes it.
+	pollAt time.Time
+	// start is when the round trip got the connection (get's clock reading, reused).
+	start time.Time
 	// nwrite is the bytes written in this round trip (by the writing goroutine).
 	nwrite int64
 
@@ -392,7 +401,7 @@ func (c *conn) Read(p []byte) (int, error) {
 	if c.armed && c.limit < 0 && c.stop != nil {
 		// The header deadline stays set until the body needs the network: most bodies arrive with
 		// their headers, and the next round trip sets its own deadline (one call per request, not two).
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 		c.armed = false
 	}
 	if c.limit >= 0 {
@@ -424,16 +433,22 @@ func (c *conn) slowRead(p []byte, n int, err error) (int, error) {
 		if !time.Now().Before(c.hdrAt) {
 			return n, err
 		}
-		_ = c.nc.SetReadDeadline(c.hdrAt)
+		c.setReadDeadline(c.hdrAt)
 		c.armed = true
 	} else {
-		_ = c.nc.SetReadDeadline(time.Time{})
+		c.setReadDeadline(time.Time{})
 		c.armed = false
 	}
 	if n > 0 {
 		return n, nil
 	}
 	return c.Read(p)
+}
+
+// setReadDeadline sets a read deadline other than a poll deadline, from the reading goroutine.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.pollAt = time.Time{}
+	_ = c.nc.SetReadDeadline(t)
 }
 
 // unwatch ends the round trip's cancellation watch, reporting false if the context ended and
@@ -490,6 +505,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 	}
 	var w *bodyWriter
 	if hasBody(req) {
+		c.pollAt = time.Time{} // the writer sets deadlines of its own
 		if c.armed {
 			_ = c.nc.SetReadDeadline(time.Time{}) // the last request's, left for this one to clear
 			c.armed = false
@@ -511,7 +527,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		}
 		switch {
 		case poll:
-			now := time.Now()
+			now := c.start
 			d := now.Add(cancelPoll)
 			c.hdrAt = time.Time{}
 			if timeout > 0 {
@@ -520,14 +536,17 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 					d = c.hdrAt
 				}
 			}
-			_ = c.nc.SetReadDeadline(d)
+			if at := c.pollAt; at.IsZero() || !at.After(now) || at.After(d) || d.Sub(at) > cancelPoll/5 {
+				_ = c.nc.SetReadDeadline(d)
+				c.pollAt = d
+			}
 			c.armed = true
 		case timeout > 0:
-			_ = c.nc.SetReadDeadline(time.Now().Add(timeout))
+			c.setReadDeadline(time.Now().Add(timeout))
 			c.armed = true
 		case c.armed:
 			// A deadline left by an earlier round trip (a poll's, say) must not end this one.
-			_ = c.nc.SetReadDeadline(time.Time{})
+			c.setReadDeadline(time.Time{})
 			c.armed = false
 		}
 	}
