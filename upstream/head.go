@@ -21,8 +21,20 @@ import (
 // to Request.Write (see headFast); TestRequestHeadDifferential and FuzzRequestHead hold it to
 // Request.Write's output.
 
-// headBuf is a reusable buffer for one request head.
-type headBuf struct{ b []byte }
+// headBuf is a reusable buffer for one request head, and what appendHead saw of the fields.
+type headBuf struct {
+	b  []byte
+	fl headFlags
+}
+
+// headFlags are facts about the request's header fields that the transport would otherwise look
+// up again: isUpgrade and hasClose, noted while appendHead walks the fields.
+type headFlags uint8
+
+const (
+	flagUpgrade headFlags = 1 << iota // "Upgrade" present and "Connection" has the upgrade token
+	flagClose                         // "Connection" has the close token
+)
 
 // maxPooledHead is the largest head buffer kept for reuse: a rare huge head is not kept alive.
 const maxPooledHead = 64 << 10
@@ -35,6 +47,10 @@ func putHead(h *headBuf) {
 		headPool.Put(h)
 	}
 }
+
+// errNotCanonical is appendHead declining a request with a header name not in canonical form
+// (validated like the others): Request.Write writes it.
+var errNotCanonical = errors.New("upstream: header name not in canonical form")
 
 // errURLCTL is Request.Write's refusal of a control character in the request-target.
 var errURLCTL = errors.New("net/http: can't write control character in Request.URL")
@@ -67,16 +83,16 @@ func headFast(req *http.Request, trace *httptrace.ClientTrace) bool {
 // appendHead appends the head of req (which headFast accepted) to dst: the request line, Host,
 // User-Agent, Connection: close, Content-Length: 0 where net/http sends it, every other header
 // field, and the blank line. It refuses what validate and Request.Write refuse, with the same
-// errors; dst is then not to be sent.
-func appendHead(dst []byte, req *http.Request) ([]byte, error) {
+// errors; dst is then not to be sent. The flags report what isUpgrade and hasClose would.
+func appendHead(dst []byte, req *http.Request) ([]byte, headFlags, error) {
 	if req.URL.Host == "" {
-		return dst, errors.New("upstream: no Host in request URL")
+		return dst, 0, errors.New("upstream: no Host in request URL")
 	}
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
 	} else if !validMethod(method) {
-		return dst, fmt.Errorf("upstream: invalid method %q", req.Method)
+		return dst, 0, fmt.Errorf("upstream: invalid method %q", req.Method)
 	}
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
@@ -135,22 +151,40 @@ func appendHead(dst []byte, req *http.Request) ([]byte, error) {
 		// net/http sends a zero length for these methods: many servers expect one.
 		dst = append(dst, "Content-Length: 0\r\n"...)
 	}
+	var conn []string
+	upgrade, noncanon := false, false
 	for k, vv := range h {
-		if !validName(k) {
-			return dst, fmt.Errorf("upstream: invalid header field name %q", k)
-		}
 		skip := false
 		switch k {
 		case "Host", "User-Agent", "Content-Length", "Transfer-Encoding", "Trailer":
 			skip = true // written above, or framing that is net/http's to decide
+		case "Connection":
+			conn = vv
+		case "Upgrade":
+			upgrade = true
+		}
+		if skip || len(vv) == 0 {
+			if !validName(k) {
+				return dst, 0, fmt.Errorf("upstream: invalid header field name %q", k)
+			}
+			for _, v := range vv {
+				if !validValue(v) {
+					return dst, 0, fmt.Errorf("upstream: invalid header field value for %q", k)
+				}
+			}
+			continue
+		}
+		// A name not in canonical form
+		// could share its field with another key of the map (say "Accept" and "accept"), whose
+		// lines Request.Write orders by sorting the keys: such a request is left to it.
+		valid, canonical := nameCheck(k)
+		if !valid {
+			return dst, 0, fmt.Errorf("upstream: invalid header field name %q", k)
+		}
+		if !canonical {
+			noncanon = true
 		}
 		for _, v := range vv {
-			if skip {
-				if !validValue(v) {
-					return dst, fmt.Errorf("upstream: invalid header field value for %q", k)
-				}
-				continue
-			}
 			dst = append(dst, k...)
 			dst = append(dst, ": "...)
 			// Validated as copied: only spaces and tabs are trimmed off, and they are valid, so
@@ -159,15 +193,27 @@ func appendHead(dst []byte, req *http.Request) ([]byte, error) {
 			n := len(dst)
 			dst = append(dst, trimSpTab(v)...)
 			if !validValueBytes(dst[n:]) {
-				return dst, fmt.Errorf("upstream: invalid header field value for %q", k)
+				return dst, 0, fmt.Errorf("upstream: invalid header field value for %q", k)
 			}
 			dst = append(dst, "\r\n"...)
 		}
 	}
 	if ctl {
-		return dst, fmt.Errorf("upstream: %w", errURLCTL)
+		return dst, 0, fmt.Errorf("upstream: %w", errURLCTL)
 	}
-	return append(dst, "\r\n"...), nil
+	if noncanon {
+		return dst, 0, errNotCanonical
+	}
+	var fl headFlags
+	if conn != nil {
+		if upgrade && httpguts.HeaderValuesContainsToken(conn, "upgrade") {
+			fl |= flagUpgrade
+		}
+		if httpguts.HeaderValuesContainsToken(conn, "close") {
+			fl |= flagClose
+		}
+	}
+	return append(dst, "\r\n"...), fl, nil
 }
 
 // appendNoZone appends host without an IPv6 zone identifier (RFC 6874: an intermediary removes it
@@ -278,6 +324,7 @@ var byteClass = func() (t [256]uint8) {
 		if (i < ' ' && i != '\t') || i == 0x7f {
 			t[i] |= classBadValue
 		}
+
 	}
 	return t
 }()
@@ -286,6 +333,47 @@ const (
 	classToken    = 1
 	classBadValue = 2
 )
+
+// nameCheck checks a header name as httpguts.ValidHeaderFieldName does, and whether it is in
+// canonical form (textproto.CanonicalMIMEHeaderKey would leave it as it is: a letter is upper
+// case first and after '-', lower case elsewhere), with one table step per byte (nameDFA).
+func nameCheck(k string) (valid, canonical bool) {
+	if k == "" {
+		return false, false
+	}
+	s := uint(nameUpperNext)
+	for i := 0; i < len(k); i++ {
+		s = uint(nameDFA[(s<<8|uint(k[i]))&(8<<8-1)])
+	}
+	return s&nameInvalid == 0, s&nameNonCanonical == 0
+}
+
+// nameDFA's states: the next letter must be upper case; a letter in the wrong case was seen; a
+// byte that is not a token character was seen (final).
+const (
+	nameUpperNext    = 1
+	nameNonCanonical = 2
+	nameInvalid      = 4
+)
+
+var nameDFA = func() (t [8 << 8]uint8) {
+	for s := 0; s < 8; s++ {
+		for c := 0; c < 256; c++ {
+			next := uint8(nameInvalid)
+			if s&nameInvalid == 0 && byteClass[c]&classToken != 0 {
+				next = uint8(s & nameNonCanonical)
+				if s&nameUpperNext != 0 && 'a' <= c && c <= 'z' || s&nameUpperNext == 0 && 'A' <= c && c <= 'Z' {
+					next |= nameNonCanonical
+				}
+				if c == '-' {
+					next |= nameUpperNext
+				}
+			}
+			t[s<<8|c] = next
+		}
+	}
+	return t
+}()
 
 // validName is httpguts.ValidHeaderFieldName.
 func validName(k string) bool {

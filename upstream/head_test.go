@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"reflect"
 	"slices"
@@ -28,7 +29,7 @@ type headSpec struct {
 	rawPath  string // URL.RawPath
 	query    string // URL.RawQuery
 	opaque   string // URL.Opaque
-	headers  string // "Name:value" fields separated by 0x1f; repeated names add values in order
+	headers  string // "Name:value" fields separated by 0x1f; repeated names add values in order; "Name" alone: no values
 	flags    uint16
 	clen     int64 // ContentLength
 	bodyText string
@@ -54,9 +55,15 @@ func (s headSpec) build() *http.Request {
 	}
 	if s.headers != "" {
 		for _, f := range strings.Split(s.headers, "\x1f") {
-			k, v, _ := strings.Cut(f, ":")
+			k, v, ok := strings.Cut(f, ":")
 			if req.Header == nil {
 				req.Header = http.Header{}
+			}
+			if !ok { // a name without a colon: the field with no values
+				if _, seen := req.Header[k]; !seen {
+					req.Header[k] = []string{}
+				}
+				continue
 			}
 			req.Header[k] = append(req.Header[k], v)
 		}
@@ -114,7 +121,13 @@ func compareHead(t testing.TB, s headSpec) bool {
 	if !headFast(req, nil) {
 		return false
 	}
-	got, gerr := appendHead([]byte("stale"), req)
+	got, fl, gerr := appendHead([]byte("stale"), req)
+	if gerr == errNotCanonical {
+		if werr != nil {
+			t.Fatalf("%+v: appendHead declined what Request.Write refuses: %v", s, werr)
+		}
+		return false // left to Request.Write
+	}
 	if werr != nil || gerr != nil {
 		if werr == nil || gerr == nil {
 			t.Fatalf("%+v:\nRequest.Write err %v\n appendHead err %v (wrote %q)", s, werr, gerr, got)
@@ -123,6 +136,9 @@ func compareHead(t testing.TB, s headSpec) bool {
 			t.Fatalf("%+v: errors differ:\nRequest.Write %v\n   appendHead %v", s, werr, gerr)
 		}
 		return true
+	}
+	if up, cl := fl&flagUpgrade != 0, fl&flagClose != 0; up != isUpgrade(req.Header) || cl != hasClose(req.Header) {
+		t.Fatalf("%+v: flags upgrade %v close %v, want %v %v", s, up, cl, isUpgrade(req.Header), hasClose(req.Header))
 	}
 	if !bytes.HasPrefix(got, []byte("stale")) {
 		t.Fatalf("appendHead did not append to dst: %q", got)
@@ -238,7 +254,7 @@ func headCases() []struct {
 		{"UA spaces only is omitted", headSpec{urlHost: h, path: "/", headers: "User-Agent: \t "}, true},
 		{"UA present, trimmed", headSpec{urlHost: h, path: "/", headers: "User-Agent:  curl/8.0\t"}, true},
 		{"UA first value only", headSpec{urlHost: h, path: "/", headers: "User-Agent:a\x1fUser-Agent:b"}, true},
-		{"UA non-canonical key is an ordinary field", headSpec{urlHost: h, path: "/", headers: "user-agent:x"}, true},
+		{"UA non-canonical key is an ordinary field", headSpec{urlHost: h, path: "/", headers: "user-agent:x"}, false},
 		{"UA with CR is refused", headSpec{urlHost: h, path: "/", headers: "User-Agent:a\rb"}, true},
 		{"nil header", headSpec{urlHost: h, path: "/", flags: fNilHeader}, true},
 		{"multi-value header keeps order", headSpec{urlHost: h, path: "/", headers: "X-A:3\x1fX-A:1\x1fX-A:2\x1fX-B:z"}, true},
@@ -251,10 +267,11 @@ func headCases() []struct {
 		{"name with space refused", headSpec{urlHost: h, path: "/", headers: "X A:1"}, true},
 		{"empty name refused", headSpec{urlHost: h, path: "/", headers: ":1"}, true},
 		{"name with non-ASCII refused", headSpec{urlHost: h, path: "/", headers: "X-\xc3\xa9:1"}, true},
-		{"non-canonical names kept as given", headSpec{urlHost: h, path: "/", headers: "x-lower:1\x1fX-UPPER:2"}, true},
+		{"names differing in case only go to Request.Write (it orders them)", headSpec{urlHost: h, path: "/", headers: "ConneCtion:0\x1fConnection:8\x1fX-a:1\x1fX-A:2"}, false},
+		{"non-canonical names kept as given", headSpec{urlHost: h, path: "/", headers: "x-lower:1\x1fX-UPPER:2"}, false},
 		{"excluded fields are not sent", headSpec{urlHost: h, path: "/", headers: "Host:evil\x1fContent-Length:5\x1fTransfer-Encoding:chunked\x1fTrailer:X"}, true},
 		{"excluded field with bad value refused", headSpec{urlHost: h, path: "/", headers: "Host:a\r\nb"}, true},
-		{"lowercase framing names are ordinary fields", headSpec{urlHost: h, path: "/", headers: "content-length:5"}, true},
+		{"lowercase framing names are ordinary fields", headSpec{urlHost: h, path: "/", headers: "content-length:5"}, false},
 		{"empty value list", headSpec{urlHost: h, path: "/", headers: "X-A:1"}, true},
 		{"many fields", headSpec{urlHost: h, path: "/", headers: strings.Join(many, "\x1f")}, true},
 		{"Close", headSpec{urlHost: h, path: "/", flags: fClose}, true},
@@ -262,6 +279,15 @@ func headCases() []struct {
 		{"Close with Connection: closed", headSpec{urlHost: h, path: "/", flags: fClose, headers: "Connection:closed"}, true},
 		{"Close with Connection close in second value", headSpec{urlHost: h, path: "/", flags: fClose, headers: "Connection:x\x1fConnection:close"}, true},
 		{"Connection close without Close", headSpec{urlHost: h, path: "/", headers: "Connection:close"}, true},
+		{"upgrade", headSpec{urlHost: h, path: "/", headers: "Connection:Upgrade\x1fUpgrade:websocket"}, true},
+		{"upgrade token in a second Connection value", headSpec{urlHost: h, path: "/", headers: "Connection:keep-alive\x1fConnection:upgrade, close\x1fUpgrade:"}, true},
+		{"Upgrade without the Connection token", headSpec{urlHost: h, path: "/", headers: "Connection:keep-alive\x1fUpgrade:h2c"}, true},
+		{"non-canonical connection and upgrade", headSpec{urlHost: h, path: "/", headers: "connection:upgrade, close\x1fupgrade:x"}, false},
+		{"Upgrade alone", headSpec{urlHost: h, path: "/", headers: "Upgrade:x"}, true},
+		{"Connection with no values", headSpec{urlHost: h, path: "/", headers: "Connection\x1fUpgrade:x"}, true},
+		{"field with no values", headSpec{urlHost: h, path: "/", headers: "X-None\x1fX-A:1"}, true},
+		{"invalid name with no values refused", headSpec{urlHost: h, path: "/", headers: "X None"}, true},
+		{"User-Agent with no values is omitted", headSpec{urlHost: h, path: "/", headers: "User-Agent"}, true},
 		{"keygate-like GET", headSpec{method: "GET", urlHost: "127.0.0.1:18101", path: "/v1/api/1/raw-data", headers: strings.Join([]string{
 			"Accept:*/*", "X-Forwarded-For:127.0.0.1", "X-Forwarded-Host:127.0.0.1:18000", "X-Forwarded-Proto:http",
 			"X-Keygate-Project:1", "X-Keygate-Key-Id:k_1", "X-Keygate-Role:admin", "X-Request-Id:abc",
@@ -353,13 +379,68 @@ func TestValidValueBytes(t *testing.T) {
 		for pos := 0; pos < n; pos++ {
 			for c := 0; c < 256; c++ {
 				for _, fill := range []byte{'a', ' ', '\t', 0xff} {
-					b := bytes.Repeat([]byte{fill}, n)
-					b[pos] = byte(c)
-					if got, want := validValueBytes(b), httpguts.ValidHeaderFieldValue(string(b)); got != want {
-						t.Fatalf("%q: %v, want %v", b, got, want)
+					for _, pad := range pads {
+						b := padded(bytes.Repeat([]byte{fill}, n), pad)
+						b[pos] = byte(c)
+						if got, want := validValueBytes(b), httpguts.ValidHeaderFieldValue(string(b)); got != want {
+							t.Fatalf("%q: %v, want %v", b, got, want)
+						}
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestNameCheck holds the name check to httpguts' and textproto's canonical form for every byte
+// value at every position, over fills of letters, digits, '-' and others.
+func TestNameCheck(t *testing.T) {
+	for n := 0; n <= 19; n++ {
+		for pos := -1; pos < n; pos++ {
+			for c := 0; c < 256; c++ {
+				for _, fill := range []string{"a", "Z", "0", "9", "-", "!", "~", "\xff", "Ab-", "a-B", "X-y-Zz"} {
+					for _, pad := range pads {
+						b := padded(bytes.Repeat([]byte(fill), n)[:n], pad)
+						if pos >= 0 {
+							b[pos] = byte(c)
+						}
+						valid, canonical := nameCheck(string(b))
+						want := httpguts.ValidHeaderFieldName(string(b))
+						if valid != want || valid && canonical != (textproto.CanonicalMIMEHeaderKey(string(b)) == string(b)) {
+							t.Fatalf("%q: valid %v canonical %v, want %v %v", b, valid, canonical, want, textproto.CanonicalMIMEHeaderKey(string(b)) == string(b))
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// pads are what may follow a name or value in its buffer: bytes no header may hold, and bytes
+// that would change a name's canonical form. The checks must not look at them.
+var pads = []string{"\x00\n\x7f a\x80", "a", "A", "-", "\r"}
+
+// padded copies b into a buffer with 8 bytes of capacity after it, filled with pad.
+func padded(b []byte, pad string) []byte {
+	buf := bytes.Repeat([]byte(pad), (len(b)+8)/len(pad)+1)[:len(b)+8]
+	return append(buf[:0], b...)
+}
+
+// TestCaseVariantNamesInRequestWriteOrder: keys that differ only in case are one field; the
+// transport sends their lines in Request.Write's (sorted) order every time, not in map order.
+func TestCaseVariantNamesInRequestWriteOrder(t *testing.T) {
+	u := startUpstream(t, serveEach(func(_ int, r *http.Request, _ string) string {
+		return okResp(strings.Join(r.Header.Values("X-A"), ","))
+	}))
+	tr := New(Options{})
+	defer tr.CloseIdleConnections()
+	for range 20 {
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", u.url().String()+"/v", nil)
+		req.Header["x-a"] = []string{"lower"}
+		req.Header["X-A"] = []string{"upper"}
+		req.Header["X-a"] = []string{"mixed"}
+		if _, got, err := roundTrip(t, tr, req); err != nil || got != "upper,mixed,lower" {
+			t.Fatalf("got %q %v, want the sorted keys' order", got, err)
 		}
 	}
 }

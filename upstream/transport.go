@@ -150,24 +150,32 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeReqBody(req)
 		return nil, errors.New("upstream: nil Request.URL")
 	}
-	if req.URL.Scheme != "http" || isUpgrade(req.Header) {
-		if t.opt.Fallback != nil {
-			return t.opt.Fallback.RoundTrip(req)
-		}
-		closeReqBody(req)
-		return nil, fmt.Errorf("upstream: %s requests need a fallback transport", req.URL.Scheme)
+	if req.URL.Scheme != "http" {
+		return t.fallback(req)
 	}
 	ctx := req.Context()
 	trace := httptrace.ContextClientTrace(ctx)
 	var head *headBuf
 	if headFast(req, trace) {
+		// appendHead notes an upgrade as it goes: the head is dropped for the fallback then.
 		head = headPool.Get().(*headBuf)
 		var err error
-		if head.b, err = appendHead(head.b[:0], req); err != nil {
+		head.b, head.fl, err = appendHead(head.b[:0], req)
+		if err == nil && head.fl&flagUpgrade == 0 {
+			defer putHead(head)
+		} else {
 			putHead(head)
-			return nil, err
+			head = nil
+			if isUpgrade(req.Header) {
+				return t.fallback(req)
+			}
+			if err != errNotCanonical {
+				return nil, err
+			}
+			// Every field was validated; Request.Write writes the head.
 		}
-		defer putHead(head)
+	} else if isUpgrade(req.Header) {
+		return t.fallback(req)
 	} else if err := validate(req); err != nil {
 		closeReqBody(req)
 		return nil, err
@@ -204,6 +212,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, rerr.err
 	}
+}
+
+// fallback hands req to Options.Fallback (https upstreams, upgrades).
+func (t *Transport) fallback(req *http.Request) (*http.Response, error) {
+	if t.opt.Fallback != nil {
+		return t.opt.Fallback.RoundTrip(req)
+	}
+	closeReqBody(req)
+	return nil, fmt.Errorf("upstream: %s requests need a fallback transport", req.URL.Scheme)
 }
 
 // CloseIdleConnections closes the idle keep-alive connections (and the fallback's).
@@ -600,7 +617,13 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		}
 		return nil, c.fail(ctx, req, w, err)
 	}
-	keep := !resp.Close && !req.Close && !hasClose(req.Header)
+	closeHdr := false
+	if head != nil {
+		closeHdr = head.fl&flagClose != 0
+	} else {
+		closeHdr = hasClose(req.Header)
+	}
+	keep := !resp.Close && !req.Close && !closeHdr
 	if w != nil {
 		// http.Transport's rule: without a 100, send the body anyway unless the connection closes.
 		w.proceed(keep)
