@@ -36,6 +36,7 @@ type options struct {
 	noWrk    bool
 
 	headlineOnly bool
+	rounds       int
 }
 
 type bench struct {
@@ -488,7 +489,7 @@ func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [2]server) {
 		}
 		return r, cpu
 	}
-	for i := 0; i < 3; i++ {
+	for i := 0; i < b.o.rounds; i++ {
 		var h headlineRound
 		h.direct, _ = run(get("http://"+b.backend), nil)
 		h.bare, h.bareCPU = run(get("http://"+b.bareAddr), b.bare)
@@ -522,7 +523,7 @@ func (b *bench) printHeadline() {
 	if len(b.headline) == 0 {
 		return
 	}
-	fmt.Println("\nHeadline: GET with a cached key, 3 interleaved rounds of 3 s (median of the rounds):")
+	fmt.Printf("\nHeadline: GET with a cached key, %d interleaved rounds of 3 s (median of the rounds):\n", len(b.headline))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "round\tdirect req/s\tbare req/s\tkeygate req/s\tkeygate std req/s\tnginx req/s\tkeygate/bare\tkeygate std/bare\tkeygate/nginx\tkeygate/direct\tbare p99\tkeygate p99\tbare CPU/req\tkeygate CPU/req\tkeygate std CPU/req\tnginx CPU/req\t")
 	ratio := func(a, b loadResult) float64 {
