@@ -1,11 +1,14 @@
 package upstream
 
 import (
+	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"sync"
 
 	"golang.org/x/net/http/httpguts"
@@ -56,11 +59,12 @@ var errNotCanonical = errors.New("upstream: header name not in canonical form")
 var errURLCTL = errors.New("net/http: can't write control character in Request.URL")
 
 // headFast reports whether appendHead writes req's head exactly as Request.Write would: no body
-// (nil or http.NoBody, ContentLength 0), no Transfer-Encoding or Trailer set, no opaque URL, not
-// CONNECT, an ASCII host (Request.Write converts others with IDNA), and no client trace that
-// wants to see the header fields as they are written.
+// (nil or http.NoBody, ContentLength 0) or a body of a known length (ContentLength > 0, sent by
+// writeHeadBody), no Transfer-Encoding or Trailer set, no opaque URL, not CONNECT, an ASCII host
+// (Request.Write converts others with IDNA), and no client trace that wants to see the header
+// fields as they are written.
 func headFast(req *http.Request, trace *httptrace.ClientTrace) bool {
-	if (req.Body != nil && req.Body != http.NoBody) || req.ContentLength != 0 ||
+	if hasBody(req) != (req.ContentLength > 0) || req.ContentLength < 0 ||
 		req.TransferEncoding != nil || req.Trailer != nil ||
 		req.URL.Opaque != "" || req.Method == http.MethodConnect {
 		return false
@@ -146,10 +150,16 @@ func appendHead(dst []byte, req *http.Request) ([]byte, headFlags, error) {
 			dst = append(dst, "Connection: close\r\n"...)
 		}
 	}
-	switch method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
-		// net/http sends a zero length for these methods: many servers expect one.
-		dst = append(dst, "Content-Length: 0\r\n"...)
+	if req.ContentLength > 0 {
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, req.ContentLength, 10)
+		dst = append(dst, "\r\n"...)
+	} else {
+		switch method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			// net/http sends a zero length for these methods: many servers expect one.
+			dst = append(dst, "Content-Length: 0\r\n"...)
+		}
 	}
 	var conn []string
 	upgrade, noncanon := false, false
@@ -214,6 +224,41 @@ func appendHead(dst []byte, req *http.Request) ([]byte, headFlags, error) {
 		}
 	}
 	return append(dst, "\r\n"...), fl, nil
+}
+
+// writeHeadBody sends a request whose head appendHead wrote and whose body has the declared
+// length n, as Request.Write sends it: the head flushed first (the upstream may answer on the
+// head alone, and the body may be slow to come), exactly n bytes, then the body read to its end
+// so that a longer body is an error as it is there (the last byte read: what the gateway counts
+// as the upstream having taken the body), the body closed in every case, and the same error for
+// a body of the wrong length.
+func writeHeadBody(bw *bufio.Writer, head []byte, body io.ReadCloser, n int64) error {
+	if _, err := bw.Write(head); err != nil {
+		body.Close()
+		return err
+	}
+	if err := bw.Flush(); err != nil {
+		body.Close()
+		return err
+	}
+	ncopy, err := io.Copy(bw, io.LimitReader(body, n))
+	if err != nil {
+		body.Close()
+		return err
+	}
+	nextra, err := io.Copy(io.Discard, body)
+	ncopy += nextra
+	if err != nil {
+		body.Close()
+		return err
+	}
+	if err := body.Close(); err != nil {
+		return err
+	}
+	if ncopy != n {
+		return fmt.Errorf("http: ContentLength=%d with Body length %d", n, ncopy)
+	}
+	return bw.Flush()
 }
 
 // appendNoZone appends host without an IPv6 zone identifier (RFC 6874: an intermediary removes it

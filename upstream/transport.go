@@ -7,10 +7,11 @@
 // request with a body gets a writer goroutine, so that an upstream answering before it has read the
 // body (413, 401) cannot deadlock the exchange. The wire format is net/http's own: responses are
 // parsed by http.ReadResponse, so framing (chunked, Content-Length, trailers, read-until-close, no
-// body for HEAD/204/304) is read by the same code as http.Transport's; requests with a body (and
-// unusual ones) are written by (*http.Request).Write. The head of a bodiless request is written by
-// appendHead (head.go) in one write: the same header lines as Request.Write's, held to it by a
-// differential test and a fuzz target.
+// body for HEAD/204/304) is read by the same code as http.Transport's. The head of a request
+// without a body or with one of a known length is written by appendHead (head.go) — bodiless, in
+// one write — with the same header lines as Request.Write's, held to it by a differential test and
+// a fuzz target; bodies of unknown length (chunked) and unusual requests are written by
+// (*http.Request).Write.
 //
 // https upstreams and protocol upgrades (101) go to Options.Fallback (an http.Transport): TLS
 // session caching, ALPN and certificate configuration live in one well-tested place, the TLS
@@ -158,18 +159,31 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	var head *headBuf
 	if headFast(req, trace) {
 		// appendHead notes an upgrade as it goes: the head is dropped for the fallback then.
-		head = headPool.Get().(*headBuf)
+		// A bodiless request's head is written before RoundTrip returns, so its buffer is
+		// pooled; a body's writer may outlive the round trip (an early answer), and a retry
+		// sends the head again: that head gets a buffer of its own.
+		pooled := !hasBody(req)
+		if pooled {
+			head = headPool.Get().(*headBuf)
+		} else {
+			head = &headBuf{b: make([]byte, 0, 1024)}
+		}
 		var err error
 		head.b, head.fl, err = appendHead(head.b[:0], req)
 		if err == nil && head.fl&flagUpgrade == 0 {
-			defer putHead(head)
+			if pooled {
+				defer putHead(head)
+			}
 		} else {
-			putHead(head)
+			if pooled {
+				putHead(head)
+			}
 			head = nil
 			if isUpgrade(req.Header) {
 				return t.fallback(req)
 			}
 			if err != errNotCanonical {
+				closeReqBody(req)
 				return nil, err
 			}
 			// Every field was validated; Request.Write writes the head.
@@ -527,7 +541,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 			_ = c.nc.SetReadDeadline(time.Time{}) // the last request's, left for this one to clear
 			c.armed = false
 		}
-		w = c.startWriter(req, timeout)
+		w = c.startWriter(req, timeout, head)
 	} else {
 		var err error
 		if head != nil {
@@ -687,7 +701,7 @@ type bodyWriter struct {
 	sent    bool // proceed was called (reader side)
 }
 
-func (c *conn) startWriter(req *http.Request, timeout time.Duration) *bodyWriter {
+func (c *conn) startWriter(req *http.Request, timeout time.Duration, head *headBuf) *bodyWriter {
 	w := &bodyWriter{done: make(chan struct{})}
 	r2 := *req
 	br := &bodyReader{r: req.Body, w: w}
@@ -699,8 +713,10 @@ func (c *conn) startWriter(req *http.Request, timeout time.Duration) *bodyWriter
 	r2.Body = br
 	c.awaitHeaders = true
 	go func() {
-		err := r2.Write(c.bw)
-		if err == nil {
+		var err error
+		if head != nil {
+			err = writeHeadBody(c.bw, head.b, br, req.ContentLength)
+		} else if err = r2.Write(c.bw); err == nil {
 			err = c.bw.Flush()
 		}
 		w.err = err
