@@ -4,7 +4,7 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 PKGS        := ./...
 
-.PHONY: all build test deps lint tree stress fuzz reliability bench run demo clean
+.PHONY: all build test deps lint tree stress fuzz reliability bench bench-instructions run demo clean
 
 all: build
 
@@ -90,6 +90,16 @@ bench: deps
 	$(GO) build -o bin/keygate ./cmd/keygate
 	$(GO) build -o bin/keygate-bench ./cmd/keygate-bench
 	./bin/keygate-bench -keygate bin/keygate $(BENCH_FLAGS)
+
+# bench-instructions counts the user-space instructions per proxied GET of the bare ReverseProxy
+# (std and keygate's transport) and keygate (fast and std) under valgrind's callgrind: a figure the
+# machine's other load does not move (docs/benchmarks.md). About two minutes.
+bench-instructions: deps
+	@command -v valgrind >/dev/null 2>&1 || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq valgrind >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 || { SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; $$SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || echo "wrk not installed: using the Go load generator"; }
+	$(GO) build -o bin/keygate ./cmd/keygate
+	$(GO) build -o bin/keygate-bench ./cmd/keygate-bench
+	./bin/keygate-bench -keygate bin/keygate -instructions $(BENCH_FLAGS)
 
 run: build
 	./bin/keygate serve

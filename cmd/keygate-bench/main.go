@@ -34,12 +34,17 @@ func main() {
 	flag.StringVar(&o.redis, "redis", "auto", "auto: also run with Redis when redis-server is installed; on; off")
 	flag.BoolVar(&o.noWrk, "no-wrk", false, "use the Go load generator even when wrk is installed")
 	flag.BoolVar(&o.headlineOnly, "headline", false, "only the interleaved direct / bare proxy / keygate rounds (about a minute)")
+	instructions := flag.Bool("instructions", false, "count instructions per request under callgrind instead (make bench-instructions)")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved headline rounds (more rounds: a steadier median on a noisy machine)")
 	flag.Parse()
 	if o.rounds < 1 {
 		o.rounds = 1
 	}
-	if err := run(o); err != nil {
+	runner := run
+	if *instructions {
+		runner = runInstructions
+	}
+	if err := runner(o); err != nil {
 		fmt.Fprintln(os.Stderr, "keygate-bench:", err)
 		os.Exit(1)
 	}
