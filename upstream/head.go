@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"sync"
 
@@ -51,37 +52,35 @@ func putHead(h *headBuf) {
 	}
 }
 
-// errNotCanonical is appendHead declining a request with a header name not in canonical form
-// (validated like the others): Request.Write writes it.
-var errNotCanonical = errors.New("upstream: header name not in canonical form")
+// errDecline is appendHead leaving a request to Request.Write: a header name not in canonical
+// form, or a non-ASCII host. The request is to be validated as any other going there.
+var errDecline = errors.New("upstream: request head left to Request.Write")
+
+// pathPlain marks the bytes URL.EscapedPath leaves as they are in a path (asked of net/url, one
+// byte at a time: its escaping is decided byte by byte).
+var pathPlain = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		p := "/" + string([]byte{byte(c)})
+		t[c] = (&url.URL{Path: p}).EscapedPath() == p
+	}
+	return t
+}()
 
 // errURLCTL is Request.Write's refusal of a control character in the request-target.
 var errURLCTL = errors.New("net/http: can't write control character in Request.URL")
 
-// headFast reports whether appendHead writes req's head exactly as Request.Write would: no body
-// (nil or http.NoBody, ContentLength 0) or a body of a known length (ContentLength > 0, sent by
-// writeHeadBody), no Transfer-Encoding or Trailer set, no opaque URL, not CONNECT, an ASCII host
-// (Request.Write converts others with IDNA), and no client trace that wants to see the header
-// fields as they are written.
+// headFast reports whether appendHead may write req's head as Request.Write would: no body (nil
+// or http.NoBody, ContentLength 0) or a body of a known length (ContentLength > 0, sent by
+// writeHeadBody), no Transfer-Encoding or Trailer set, no opaque URL, not CONNECT, and no client
+// trace that wants to see the header fields as they are written. (appendHead itself declines a
+// non-ASCII host and names not in canonical form.)
 func headFast(req *http.Request, trace *httptrace.ClientTrace) bool {
 	if hasBody(req) != (req.ContentLength > 0) || req.ContentLength < 0 ||
 		req.TransferEncoding != nil || req.Trailer != nil ||
 		req.URL.Opaque != "" || req.Method == http.MethodConnect {
 		return false
 	}
-	if trace != nil && (trace.WroteHeaderField != nil || trace.WroteHeaders != nil || trace.WroteRequest != nil) {
-		return false
-	}
-	host := req.Host
-	if host == "" {
-		host = req.URL.Host
-	}
-	for i := 0; i < len(host); i++ {
-		if host[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
+	return trace == nil || trace.WroteHeaderField == nil && trace.WroteHeaders == nil && trace.WroteRequest == nil
 }
 
 // appendHead appends the head of req (which headFast accepted) to dst: the request line, Host,
@@ -100,13 +99,28 @@ func appendHead(dst []byte, req *http.Request) ([]byte, headFlags, error) {
 	}
 	dst = append(dst, method...)
 	dst = append(dst, ' ')
-	// The request-target: URL.RequestURI for a non-opaque URL, appended in place.
+	// The request-target: URL.RequestURI for a non-opaque URL, appended in place. A path of
+	// bytes EscapedPath keeps as they are (with no RawPath to prefer) is the escaped path itself,
+	// and holds no control character: only the query needs that check then.
 	start := len(dst)
 	u := req.URL
-	if p := u.EscapedPath(); p != "" {
-		dst = append(dst, p...)
-	} else {
+	plain := u.RawPath == ""
+	for i := 0; plain && i < len(u.Path); i++ {
+		plain = pathPlain[u.Path[i]]
+	}
+	switch {
+	case plain && u.Path != "":
+		dst = append(dst, u.Path...)
+		start = len(dst)
+	case plain:
 		dst = append(dst, '/')
+		start = len(dst)
+	default:
+		if p := u.EscapedPath(); p != "" {
+			dst = append(dst, p...)
+		} else {
+			dst = append(dst, '/')
+		}
 	}
 	if u.ForceQuery || u.RawQuery != "" {
 		dst = append(dst, '?')
@@ -126,6 +140,13 @@ func appendHead(dst []byte, req *http.Request) ([]byte, headFlags, error) {
 	}
 	if httpguts.ValidHostHeader(host) {
 		dst = appendNoZone(dst, host)
+	} else {
+		for i := 0; i < len(host); i++ {
+			if host[i] >= 0x80 {
+				// Request.Write converts such a host with IDNA first.
+				return dst, 0, errDecline
+			}
+		}
 	}
 	dst = append(dst, "\r\n"...)
 
@@ -212,7 +233,7 @@ func appendHead(dst []byte, req *http.Request) ([]byte, headFlags, error) {
 		return dst, 0, fmt.Errorf("upstream: %w", errURLCTL)
 	}
 	if noncanon {
-		return dst, 0, errNotCanonical
+		return dst, 0, errDecline
 	}
 	var fl headFlags
 	if conn != nil {

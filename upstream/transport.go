@@ -182,11 +182,15 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			if isUpgrade(req.Header) {
 				return t.fallback(req)
 			}
-			if err != errNotCanonical {
+			if err != errDecline {
 				closeReqBody(req)
 				return nil, err
 			}
-			// Every field was validated; Request.Write writes the head.
+			// Request.Write writes the head.
+			if err := validate(req); err != nil {
+				closeReqBody(req)
+				return nil, err
+			}
 		}
 	} else if isUpgrade(req.Header) {
 		return t.fallback(req)
