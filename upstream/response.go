@@ -97,7 +97,10 @@ func fastResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		kv := rest[:i]
 		rest = rest[i+2:]
 		colon := strings.IndexByte(kv, ':')
-		key := textproto.CanonicalMIMEHeaderKey(kv[:colon])
+		key := kv[:colon]
+		if _, canonical := nameCheck(key); !canonical {
+			key = textproto.CanonicalMIMEHeaderKey(key) // (nameCheck: a table step a byte)
+		}
 		value := trimOWS(kv[colon+1:])
 		switch key {
 		case "Content-Length":
