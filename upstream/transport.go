@@ -6,12 +6,18 @@
 // request. Here the handler's goroutine writes the request and reads the response itself; only a
 // request with a body gets a writer goroutine, so that an upstream answering before it has read the
 // body (413, 401) cannot deadlock the exchange. The wire format is net/http's own: responses are
-// parsed by http.ReadResponse, so framing (chunked, Content-Length, trailers, read-until-close, no
-// body for HEAD/204/304) is read by the same code as http.Transport's. The head of a request
+// read as http.ReadResponse reads them, so framing (chunked, Content-Length, trailers,
+// read-until-close, no body for HEAD/204/304) follows the same rules as http.Transport's. The head of a request
 // without a body or with one of a known length is written by appendHead (head.go) — bodiless, in
 // one write — with the same header lines as Request.Write's, held to it by a differential test and
 // a fuzz target; bodies of unknown length (chunked) and unusual requests are written by
-// (*http.Request).Write.
+// (*http.Request).Write. (Common responses are parsed in place by fastResponse, response.go,
+// and everything else by http.ReadResponse.)
+//
+// A round trip whose context ends closes its connection. A request with a body registers
+// context.AfterFunc for that up front; a bodiless one first only keeps its read deadline within
+// cancelPoll (50 ms) and registers when a read reaches it, so an answer within 50 ms costs no
+// registration, and a cancellation before then is acted on within 50 ms.
 //
 // https upstreams and protocol upgrades (101) go to Options.Fallback (an http.Transport): TLS
 // session caching, ALPN and certificate configuration live in one well-tested place, the TLS
