@@ -140,17 +140,19 @@ func fastResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	if contentLength == 0 {
 		f.resp.Body = http.NoBody
 	} else {
-		f.body = lengthBody{r: br, n: contentLength}
+		f.body = lengthBody{r: br, n: contentLength, wrap: &f.wrap}
 		f.resp.Body = &f.body
 	}
 	return &f.resp
 }
 
-// fastResp is what fastResponse allocates once: the response, its body reader and the backing
-// array of the header values (most answers have at most eight fields).
+// fastResp is what fastResponse allocates once: the response, its body reader, the transport's
+// wrapper of that body (see conn.roundTrip) and the backing array of the header values (most
+// answers have at most eight fields).
 type fastResp struct {
 	resp http.Response
 	body lengthBody
+	wrap body
 	strs [8]string
 }
 
@@ -220,6 +222,8 @@ func parseLength(v string) (int64, bool) {
 type lengthBody struct {
 	r *bufio.Reader
 	n int64
+	// wrap is room for the transport's body wrapper, allocated with this body.
+	wrap *body
 }
 
 func (b *lengthBody) Read(p []byte) (int, error) {

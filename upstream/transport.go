@@ -652,7 +652,13 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		// http.Transport's rule: without a 100, send the body anyway unless the connection closes.
 		w.proceed(keep)
 	}
-	b := &body{ctx: ctx, c: c, rc: resp.Body, w: w, keep: keep}
+	var b *body
+	if lb, ok := resp.Body.(*lengthBody); ok && lb.wrap != nil {
+		b = lb.wrap // allocated with the response (fastResp)
+	} else {
+		b = new(body)
+	}
+	b.ctx, b.c, b.rc, b.w, b.keep = ctx, c, resp.Body, w, keep
 	if resp.Body == http.NoBody {
 		b.finish(true)
 		return resp, nil
