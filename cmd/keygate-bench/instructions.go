@@ -46,38 +46,11 @@ func runInstructions(o options) error {
 			return fmt.Errorf("-instructions needs %s (apt-get install valgrind)", tool)
 		}
 	}
-	b := &bench{o: o}
-	var err error
-	if b.dir, err = os.MkdirTemp("", "keygate-bench"); err != nil {
-		return err
-	}
-	defer os.RemoveAll(b.dir)
-	defer b.stopAll()
-	_, terr := exec.LookPath("taskset")
-	b.pinned = terr == nil
-	_, werr := exec.LookPath("wrk")
-	b.useWrk = werr == nil && !o.noWrk
-	if b.pinned {
-		exec.Command("taskset", "-cp", "1", strconv.Itoa(os.Getpid())).Run()
-	}
-	if o.keygate == "" {
-		o.keygate = filepath.Join(b.dir, "keygate")
-		fmt.Fprintln(os.Stderr, "building keygate…")
-		if out, err := exec.Command("go", "build", "-o", o.keygate, "./cmd/keygate").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/keygate: %v: %s", err, out)
-		}
-	}
-	self, err := os.Executable()
+	b, self, err := newBench(o)
 	if err != nil {
 		return err
 	}
-	b.backend = freePort()
-	if _, err := b.start("backend", 0, nil, self, "backend", b.backend); err != nil {
-		return err
-	}
-	if err := waitPort(b.backend); err != nil {
-		return err
-	}
+	defer b.close()
 	if b.adminKey, err = keys.GenerateAPIKey(); err != nil {
 		return err
 	}
@@ -110,7 +83,7 @@ func runInstructions(o options) error {
 	for _, tr := range []string{"fast", "std"} {
 		studio := freePort()
 		setups = append(setups, instrSetup{
-			name: "keygate, full policy (" + tr + " transport)", addr: studio, args: []string{o.keygate, "serve"},
+			name: "keygate, full policy (" + tr + " transport)", addr: studio, args: []string{b.o.keygate, "serve"},
 			env: append(keygateBenchEnv(upstream), "KEYGATE_DATA_DIR="+dataDir, "KEYGATE_UPSTREAM_TRANSPORT="+tr,
 				"KEYGATE_STUDIO_LISTEN="+studio, "KEYGATE_INGESTION_LISTEN="+freePort(), "KEYGATE_OPS_LISTEN="+freePort()),
 		})
@@ -128,12 +101,14 @@ func runInstructions(o options) error {
 	return nil
 }
 
-// keygateBenchEnv is keygate's configuration in every bench run: the whole policy on (limits high
-// enough not to refuse), a cache, the master key.
+// keygateBenchEnv is keygate's configuration in every bench run: the whole policy on, the master
+// key set.
 func keygateBenchEnv(upstream string) []string {
 	return []string{
 		"KEYGATE_STUDIO_UPSTREAM=" + upstream, "KEYGATE_INGESTION_UPSTREAM=" + upstream,
+		// Limits stay on (the limiter runs on every ingestion request) but high enough not to refuse.
 		"KEYGATE_LIMIT_ADMIN=1000000/s burst 1000000", "KEYGATE_LIMIT_PROJECT=1000000/s burst 1000000", "KEYGATE_LIMIT_DEVICE=1000000/s burst 1000000",
+		// A cache smaller than the 10,000-key mix, so the mix exercises both the cache and the store.
 		"KEYGATE_CACHE_SIZE=5000",
 		"KEYGATE_MASTER_KEY=" + strings.Repeat("ab", 32),
 	}

@@ -131,14 +131,19 @@ func (b *bench) stopAll() {
 	}
 }
 
-func run(o options) error {
-	b := &bench{o: o}
-	var err error
+// newBench sets up what every mode needs: a scratch directory, the pinning (servers on core 0,
+// this process and its load generator on core 1), wrk when installed, the keygate binary (built
+// unless -keygate names one) and the backend. The caller ends with b.close.
+func newBench(o options) (b *bench, self string, err error) {
+	b = &bench{o: o}
 	if b.dir, err = os.MkdirTemp("", "keygate-bench"); err != nil {
-		return err
+		return nil, "", err
 	}
-	defer os.RemoveAll(b.dir)
-	defer b.stopAll()
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
 	_, terr := exec.LookPath("taskset")
 	b.pinned = terr == nil && runtime.NumCPU() >= 2
 	_, werr := exec.LookPath("wrk")
@@ -148,26 +153,37 @@ func run(o options) error {
 		exec.Command("taskset", "-cp", "1", strconv.Itoa(os.Getpid())).Run()
 	}
 	if o.keygate == "" {
-		o.keygate = filepath.Join(b.dir, "keygate")
+		b.o.keygate = filepath.Join(b.dir, "keygate")
 		fmt.Fprintln(os.Stderr, "building keygate…")
-		if out, err := exec.Command("go", "build", "-o", o.keygate, "./cmd/keygate").CombinedOutput(); err != nil {
-			return fmt.Errorf("go build ./cmd/keygate: %v: %s", err, out)
+		if out, err := exec.Command("go", "build", "-o", b.o.keygate, "./cmd/keygate").CombinedOutput(); err != nil {
+			return nil, "", fmt.Errorf("go build ./cmd/keygate: %v: %s", err, out)
 		}
-		b.o.keygate = o.keygate
 	}
-	self, err := os.Executable()
+	if self, err = os.Executable(); err != nil {
+		return nil, "", err
+	}
+	b.backend = freePort()
+	if _, err = b.start("backend", 0, nil, self, "backend", b.backend); err != nil {
+		return nil, "", err
+	}
+	if err = waitPort(b.backend); err != nil {
+		return nil, "", err
+	}
+	return b, self, nil
+}
+
+// close stops every process the run started and removes its scratch directory.
+func (b *bench) close() {
+	b.stopAll()
+	os.RemoveAll(b.dir)
+}
+
+func run(o options) error {
+	b, self, err := newBench(o)
 	if err != nil {
 		return err
 	}
-
-	// Backend.
-	b.backend = freePort()
-	if _, err := b.start("backend", 0, nil, self, "backend", b.backend); err != nil {
-		return err
-	}
-	if err := waitPort(b.backend); err != nil {
-		return err
-	}
+	defer b.close()
 	if err := b.makeKeys(); err != nil {
 		return err
 	}
@@ -306,14 +322,7 @@ func redisCommands(rdb *redis.Client) int64 {
 // keygateRun starts keygate on one store and measures its scenarios.
 func (b *bench) keygateRun(label string, redisAddr *string) error {
 	fmt.Fprintf(os.Stderr, "keygate (%s store): creating 10,000 keys…\n", label)
-	env := []string{
-		"KEYGATE_STUDIO_UPSTREAM=http://" + b.backend, "KEYGATE_INGESTION_UPSTREAM=http://" + b.backend,
-		// Limits stay on (the limiter runs on every ingestion request) but high enough not to refuse.
-		"KEYGATE_LIMIT_ADMIN=1000000/s burst 1000000", "KEYGATE_LIMIT_PROJECT=1000000/s burst 1000000", "KEYGATE_LIMIT_DEVICE=1000000/s burst 1000000",
-		// A cache smaller than the 10,000-key mix, so the mix exercises both the cache and the store.
-		"KEYGATE_CACHE_SIZE=5000",
-		"KEYGATE_MASTER_KEY=" + strings.Repeat("ab", 32),
-	}
+	env := keygateBenchEnv("http://" + b.backend)
 	var rdb *redis.Client
 	var s keys.Store
 	var err error
