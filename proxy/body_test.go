@@ -294,6 +294,14 @@ func heapBytes() uint64 {
 	return s[0].Value.Uint64()
 }
 
+// allocatedBytes is the heap allocated since the process started: it only grows, so memory
+// another test frees meanwhile cannot hide an allocation from it.
+func allocatedBytes() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
+}
+
 // rssBytes is this process's resident set size.
 func rssBytes(t *testing.T) uint64 {
 	t.Helper()
@@ -329,7 +337,7 @@ func TestDeclaredLengthCostsNothing(t *testing.T) {
 		}
 	})
 	runtime.GC()
-	heap0, rss0 := heapBytes(), rssBytes(t)
+	heap0, rss0, alloc0 := heapBytes(), rssBytes(t), allocatedBytes()
 	var conns []net.Conn
 	for range n {
 		c := dialRaw(t, fx.ingestion)
@@ -338,7 +346,7 @@ func TestDeclaredLengthCostsNothing(t *testing.T) {
 	}
 	testutil.Eventually(t, 5*time.Second, func() bool { return cv.n.Load() == n }, "the %d uploads did not all reach verification", n)
 	// Each starts a small buffer as it begins reading: wait until they have.
-	testutil.Eventually(t, 2*time.Second, func() bool { return heapBytes() > heap0+n*(64<<10) }, "the uploads' buffers were not allocated")
+	testutil.Eventually(t, 2*time.Second, func() bool { return allocatedBytes() > alloc0+n*(64<<10) }, "the uploads' buffers were not allocated")
 	heap1, rss1 := heapBytes(), rssBytes(t)
 	dh, dr := int64(heap1)-int64(heap0), int64(rss1)-int64(rss0)
 	t.Logf("%d uploads declaring %d MB and sending 1 byte: heap +%.1f MB, RSS +%.1f MB", n, declared/1_000_000, float64(dh)/1e6, float64(dr)/1e6)
