@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -101,7 +102,7 @@ func fastResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		if _, canonical := nameCheck(key); !canonical {
 			key = textproto.CanonicalMIMEHeaderKey(key) // (nameCheck: a table step a byte)
 		}
-		value := trimOWS(kv[colon+1:])
+		value := trimSpTab(kv[colon+1:])
 		switch key {
 		case "Content-Length":
 			if contentLength >= 0 {
@@ -161,59 +162,16 @@ var crlfcrlf = []byte("\r\n\r\n")
 // simpleHeaderLine reports a header line the fast path parses exactly as textproto does: a name of
 // token characters, a colon, and a value of field-content bytes (no CR, LF, NUL or other control
 // but HTAB). A line starting with whitespace (an obs-fold) or a name with a space is not simple.
+// The checks are the request writer's (head.go).
 func simpleHeaderLine(l []byte) bool {
 	colon := bytes.IndexByte(l, ':')
-	if colon < 1 {
-		return false
-	}
-	for _, c := range l[:colon] {
-		if !tokenByte[c] {
-			return false
-		}
-	}
-	for _, c := range l[colon+1:] {
-		if !valueByte[c] {
-			return false
-		}
-	}
-	return true
+	return colon >= 1 && validName(string(l[:colon])) && validValueBytes(l[colon+1:])
 }
 
-// tokenByte marks RFC 9110 tchar (httpguts.IsTokenRune); valueByte marks field-content bytes as
-// textproto accepts them: HTAB, SP, VCHAR and obs-text.
-var tokenByte, valueByte = func() (tok, val [256]bool) {
-	for c := 0; c < 256; c++ {
-		tok[c] = c < 0x80 && httpguts.IsTokenRune(rune(c))
-		val[c] = c == '\t' || c >= 0x20 && c != 0x7f
-	}
-	return tok, val
-}()
-
-// trimOWS trims spaces and tabs from both ends, as textproto does to a header value.
-func trimOWS(s string) string {
-	for s != "" && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
-// parseLength is strconv.ParseUint(v, 10, 63) for the decimal digits net/http accepts.
+// parseLength parses a Content-Length value as net/http does (strconv.ParseUint, base 10, 63 bits).
 func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
+	n, err := strconv.ParseUint(v, 10, 63)
+	return int64(n), err == nil
 }
 
 // lengthBody is a Content-Length body: exactly n bytes from r, io.ErrUnexpectedEOF if the
