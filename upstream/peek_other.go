@@ -6,3 +6,8 @@ package upstream
 func (c *conn) quiet() bool { return c.br.Buffered() == 0 }
 
 func (c *conn) peek(uintptr) {}
+
+// sendAndWait leaves the head to the caller's Write here.
+func (c *conn) sendAndWait([]byte) int { return 0 }
+
+func (c *conn) sendThenWait(uintptr) bool { return true }

@@ -328,6 +328,7 @@ func (t *Transport) get(ctx context.Context, p *hostPool, fresh bool) (*conn, er
 		if rc, err := sc.SyscallConn(); err == nil {
 			c.rc = rc
 			c.peekFn = c.peek
+			c.sendFn = c.sendThenWait
 		}
 	}
 	return c, nil
@@ -433,6 +434,12 @@ type conn struct {
 	peekN   int
 	peekErr error
 	peekBuf [1]byte
+
+	// sendAndWait's state, for its callback sendFn (bound once, as peekFn is).
+	sendFn   func(fd uintptr) bool
+	send     []byte
+	sendN    int
+	sendDone bool
 
 	closeOnce sync.Once
 	broken    atomic.Bool
@@ -555,9 +562,19 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 	} else {
 		var err error
 		if head != nil {
-			var n int
-			n, err = c.nc.Write(head.b)
-			c.nwrite += int64(n)
+			// The deadline first: the head goes out inside the wait for the answer, which that
+			// deadline bounds (sendAndWait). Without one, a plain Write.
+			c.armRead(poll, timeout)
+			n := 0
+			if c.armed {
+				n = c.sendAndWait(head.b)
+				c.nwrite += int64(n)
+			}
+			if n < len(head.b) {
+				// A full socket buffer or an error: written (or the error met) the usual way.
+				n, err = c.nc.Write(head.b[n:])
+				c.nwrite += int64(n)
+			}
 		} else if err = req.Write(c.bw); err == nil {
 			err = c.bw.Flush()
 		}
@@ -566,29 +583,8 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 			c.close()
 			return nil, c.fail(ctx, req, nil, err)
 		}
-		switch {
-		case poll:
-			now := c.start
-			d := now.Add(cancelPoll)
-			c.hdrAt = time.Time{}
-			if timeout > 0 {
-				c.hdrAt = now.Add(timeout)
-				if c.hdrAt.Before(d) {
-					d = c.hdrAt
-				}
-			}
-			if at := c.pollAt; at.IsZero() || !at.After(now) || at.After(d) || d.Sub(at) > cancelPoll/5 {
-				_ = c.nc.SetReadDeadline(d)
-				c.pollAt = d
-			}
-			c.armed = true
-		case timeout > 0:
-			c.setReadDeadline(time.Now().Add(timeout))
-			c.armed = true
-		case c.armed:
-			// A deadline left by an earlier round trip (a poll's, say) must not end this one.
-			c.setReadDeadline(time.Time{})
-			c.armed = false
+		if head == nil {
+			c.armRead(poll, timeout)
 		}
 	}
 
@@ -668,6 +664,36 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 }
 
 func noStop() bool { return true }
+
+// armRead sets the read deadline a bodiless round trip waits for its answer under: the poll
+// deadline (kept from the last round trip when close enough, see pollAt), else the header
+// timeout, else none (clearing one an earlier round trip left).
+func (c *conn) armRead(poll bool, timeout time.Duration) {
+	switch {
+	case poll:
+		now := c.start
+		d := now.Add(cancelPoll)
+		c.hdrAt = time.Time{}
+		if timeout > 0 {
+			c.hdrAt = now.Add(timeout)
+			if c.hdrAt.Before(d) {
+				d = c.hdrAt
+			}
+		}
+		if at := c.pollAt; at.IsZero() || !at.After(now) || at.After(d) || d.Sub(at) > cancelPoll/5 {
+			_ = c.nc.SetReadDeadline(d)
+			c.pollAt = d
+		}
+		c.armed = true
+	case timeout > 0:
+		c.setReadDeadline(time.Now().Add(timeout))
+		c.armed = true
+	case c.armed:
+		// A deadline left by an earlier round trip (a poll's, say) must not end this one.
+		c.setReadDeadline(time.Time{})
+		c.armed = false
+	}
+}
 
 // fail maps a round-trip error: the context's cause when it ended, ErrHeaderTimeout for the header
 // deadline, a request-body read error as itself (so a MaxBytesError stays a 413), and whether a
