@@ -53,6 +53,7 @@ type bench struct {
 	rows     []row
 	bare     *exec.Cmd
 	bareAddr string
+	self     string // this binary, which also runs the backend and the bare proxies
 	headline []headlineRound
 }
 
@@ -61,9 +62,10 @@ type headlineRound struct {
 	directFixed, bareFixed, keygateFixed loadResult
 	direct, bare, keygate                loadResult
 	bareCPU, keygateCPU                  float64
-	// keygate on the std transport (KEYGATE_UPSTREAM_TRANSPORT=std) and nginx, when they ran.
-	keygateStd, nginx       loadResult
-	keygateStdCPU, nginxCPU float64
+	// keygate on the std transport (KEYGATE_UPSTREAM_TRANSPORT=std), the bare proxy on keygate's
+	// transport (BARE_FAST: what the transport alone gives, with no policy), and nginx, when they ran.
+	keygateStd, bareFast, nginx          loadResult
+	keygateStdCPU, bareFastCPU, nginxCPU float64
 }
 
 type row struct {
@@ -162,6 +164,7 @@ func newBench(o options) (b *bench, self string, err error) {
 	if self, err = os.Executable(); err != nil {
 		return nil, "", err
 	}
+	b.self = self
 	b.backend = freePort()
 	if _, err = b.start("backend", 0, nil, self, "backend", b.backend); err != nil {
 		return nil, "", err
@@ -357,11 +360,10 @@ func (b *bench) keygateRun(label string, redisAddr *string) error {
 	name := "keygate (" + label + ")"
 	S, I := "http://"+studio, "http://"+ingestion
 	if redisAddr == nil && b.bare != nil {
-		std, ngx, err := b.headlineOthers(env)
+		others, err := b.headlineOthers(env)
 		if err != nil {
 			return err
 		}
-		others := [2]server{std, ngx}
 		b.headlineRounds(kg, S, others)
 		for _, o := range others {
 			if o.p != nil {
@@ -433,45 +435,56 @@ type server struct {
 }
 
 // headlineOthers starts what the headline compares keygate with besides the bare proxy: keygate on
-// the std transport (its own embedded store holding the admin key: bbolt admits one process) and
-// nginx when installed. env is the fast keygate's environment.
-func (b *bench) headlineOthers(env []string) (std, nginx server, err error) {
+// the std transport (its own embedded store holding the admin key: bbolt admits one process), the
+// bare proxy on keygate's transport, and nginx when installed. env is the fast keygate's
+// environment.
+func (b *bench) headlineOthers(env []string) (others [3]server, err error) {
+	std, bareFast, nginx := &others[0], &others[1], &others[2]
 	dataDir := filepath.Join(b.dir, "data-std")
 	sealer, _ := keys.NewSealer([]byte(strings.Repeat("\xab", 32)))
 	s, err := keys.OpenBolt(dataDir, sealer, 0)
 	if err != nil {
-		return std, nginx, err
+		return others, err
 	}
 	_, err = s.CreateAPIKey(context.Background(), keys.NewAPIKey{ProjectID: 1, Name: "bench admin", Role: keys.RoleAdmin, Key: b.adminKey})
 	s.Close()
 	if err != nil {
-		return std, nginx, err
+		return others, err
 	}
 	studio, ingestion, ops := freePort(), freePort(), freePort()
 	senv := append(append([]string(nil), env...), "KEYGATE_DATA_DIR="+dataDir, "KEYGATE_UPSTREAM_TRANSPORT=std",
 		"KEYGATE_STUDIO_LISTEN="+studio, "KEYGATE_INGESTION_LISTEN="+ingestion, "KEYGATE_OPS_LISTEN="+ops)
 	if std.p, err = b.start("keygate-std", 0, senv, b.o.keygate, "serve"); err != nil {
-		return std, nginx, err
+		return others, err
 	}
 	if err := waitPort(studio); err != nil {
-		return std, nginx, err
+		return others, err
 	}
 	std.base = "http://" + studio
+	keysFile := filepath.Join(b.dir, "bare-keys.txt")
+	addr := freePort()
+	if bareFast.p, err = b.start("bareproxy-fast", 0, []string{"BARE_FAST=1"}, b.self, "bareproxy", addr, "http://"+b.backend, keysFile); err != nil {
+		return others, err
+	}
+	if err := waitPort(addr); err != nil {
+		return others, err
+	}
+	bareFast.base = "http://" + addr
 	p, addr, err := b.startNginx()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nginx did not start (see its log in the temp dir):", err)
 	} else if p != nil {
-		nginx = server{p: p, base: "http://" + addr}
+		*nginx = server{p: p, base: "http://" + addr}
 	} else {
 		fmt.Fprintln(os.Stderr, "nginx not installed: the headline runs without it (make bench installs it)")
 	}
-	return std, nginx, nil
+	return others, nil
 }
 
 // headlineRounds interleaves direct, bare proxy, keygate, keygate on the std transport and nginx
 // three times (the machine is noisy: compare inside a round, then take the median).
-func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [2]server) {
-	fmt.Fprintln(os.Stderr, "interleaved rounds: direct / bare proxy / keygate / keygate std / nginx…")
+func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [3]server) {
+	fmt.Fprintln(os.Stderr, "interleaved rounds: direct / bare proxy / keygate / keygate std / bare fast / nginx…")
 	get := func(u string) reqSpec {
 		return reqSpec{method: "GET", url: u + "/v1/api/1/raw-data", keys: []string{b.adminKey}, want: 200}
 	}
@@ -507,6 +520,9 @@ func (b *bench) headlineRounds(kg *exec.Cmd, studio string, others [2]server) {
 			h.keygateStd, h.keygateStdCPU = run(get(o.base), o.p)
 		}
 		if o := others[1]; o.p != nil {
+			h.bareFast, h.bareFastCPU = run(get(o.base), o.p)
+		}
+		if o := others[2]; o.p != nil {
 			h.nginx, h.nginxCPU = run(get(o.base), o.p)
 		}
 		h.directFixed, _ = goLoadRate(get("http://"+b.backend), fixedRate, 16, 3*time.Second)
@@ -534,14 +550,14 @@ func (b *bench) printHeadline() {
 	}
 	fmt.Printf("\nHeadline: GET with a cached key, %d interleaved rounds of 3 s (median of the rounds):\n", len(b.headline))
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "round\tdirect req/s\tbare req/s\tkeygate req/s\tkeygate std req/s\tnginx req/s\tkeygate/bare\tkeygate std/bare\tkeygate/nginx\tkeygate/direct\tbare p99\tkeygate p99\tbare CPU/req\tkeygate CPU/req\tkeygate std CPU/req\tnginx CPU/req\t")
+	fmt.Fprintln(tw, "round\tdirect req/s\tbare req/s\tkeygate req/s\tkeygate std req/s\tbare fast req/s\tnginx req/s\tkeygate/bare\tkeygate std/bare\tbare fast/bare\tkeygate/nginx\tkeygate/direct\tbare p99\tkeygate p99\tbare CPU/req\tkeygate CPU/req\tkeygate std CPU/req\tbare fast CPU/req\tnginx CPU/req\t")
 	ratio := func(a, b loadResult) float64 {
 		if a.requests == 0 || b.requests == 0 {
 			return 0
 		}
 		return a.rps() / b.rps()
 	}
-	var kb, ksb, kn, kd, added, cpuB, cpuN []float64
+	var kb, ksb, fb, kf, kn, kd, added, cpuB, cpuN []float64
 	for i, h := range b.headline {
 		if h.keygateCPU > 0 {
 			cpuB = append(cpuB, h.bareCPU/h.keygateCPU)
@@ -550,15 +566,23 @@ func (b *bench) printHeadline() {
 			}
 		}
 		r1, r2, r3, r4 := ratio(h.keygate, h.bare), ratio(h.keygateStd, h.bare), ratio(h.keygate, h.nginx), ratio(h.keygate, h.direct)
+		r5 := ratio(h.bareFast, h.bare)
 		kb, ksb, kn, kd = append(kb, r1), append(ksb, r2), append(kn, r3), append(kd, r4)
+		fb, kf = append(fb, r5), append(kf, ratio(h.keygate, h.bareFast))
 		added = append(added, float64(h.keygate.p99-h.direct.p99)/float64(time.Millisecond))
-		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%.0f µs\t%.0f µs\t%.0f µs\t%.0f µs\t\n", i+1,
-			h.direct.rps(), h.bare.rps(), h.keygate.rps(), rpsOr0(h.keygateStd), rpsOr0(h.nginx), r1, r2, r3, r4,
-			round(h.bare.p99), round(h.keygate.p99), h.bareCPU, h.keygateCPU, h.keygateStdCPU, h.nginxCPU)
+		fmt.Fprintf(tw, "%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%.0f µs\t%.0f µs\t%.0f µs\t%.0f µs\t%.0f µs\t\n", i+1,
+			h.direct.rps(), h.bare.rps(), h.keygate.rps(), rpsOr0(h.keygateStd), rpsOr0(h.bareFast), rpsOr0(h.nginx), r1, r2, r5, r3, r4,
+			round(h.bare.p99), round(h.keygate.p99), h.bareCPU, h.keygateCPU, h.keygateStdCPU, h.bareFastCPU, h.nginxCPU)
 	}
 	tw.Flush()
 	fmt.Printf("median: keygate/bare %.2f (spread %.2f–%.2f), keygate std/bare %.2f, keygate/nginx %.2f, keygate/direct %.2f, added p99 %.2f ms (at %d connections, saturated)\n",
 		median(kb), minOf(kb), maxOf(kb), median(ksb), median(kn), median(kd), median(added), b.o.conns)
+	if len(fb) > 0 && median(fb) > 0 {
+		// The bare proxy on keygate's transport is what the transport gives with no policy at all:
+		// the ceiling for keygate/bare in this design (docs/benchmarks.md).
+		fmt.Printf("transport alone: bare fast/bare %.2f (spread %.2f–%.2f); keygate/bare fast %.2f\n",
+			median(fb), minOf(fb), maxOf(fb), median(kf))
+	}
 	if len(cpuB) > 0 {
 		// CPU per request is the steadier figure on a shared machine (docs/benchmarks.md).
 		fmt.Printf("by CPU per request (the steadier figure): bare/keygate %.2f (spread %.2f–%.2f)", median(cpuB), minOf(cpuB), maxOf(cpuB))
