@@ -9,7 +9,8 @@
 // read as http.ReadResponse reads them, so framing (chunked, Content-Length, trailers,
 // read-until-close, no body for HEAD/204/304) follows the same rules as http.Transport's. The head of a request
 // without a body or with one of a known length is written by appendHead (head.go) — bodiless, in
-// one write — with the same header lines as Request.Write's, held to it by a differential test and
+// one write, made inside the poller wait for the answer (sendAndWait: no read that returns EAGAIN
+// first) — with the same header lines as Request.Write's, held to it by a differential test and
 // a fuzz target; bodies of unknown length (chunked) and unusual requests are written by
 // (*http.Request).Write. (Common responses are parsed in place by fastResponse, response.go,
 // and everything else by http.ReadResponse.)
