@@ -37,10 +37,12 @@ func (c *conn) peek(fd uintptr) {
 //
 // It returns how much of head was written; the rest, if any (a full socket buffer, an error), is
 // the caller's to write the usual way, which meets the error again and reports it as net.Conn
-// does. The wait ends at the read deadline, which the caller must have set (bytes that arrived
-// unasked between get's peek and this read's reset wake nobody: they wait for the answer's bytes
-// or the deadline, and are then read as they would have been), or when the connection is closed;
-// the reads that follow see why. It is skipped when bytes are already buffered or there is no
+// does. The wait ends at the read deadline, which the caller must have set, and which must be a
+// poll deadline before any header deadline (bytes that arrived unasked between get's peek and this
+// read's reset, or an upstream's close then, wake nobody: they wait for the answer's bytes or the
+// poll deadline, and slowRead then reads them as a plain Read would have; a header deadline would
+// end the round trip with ErrHeaderTimeout instead), or when the connection is closed; the reads
+// that follow see why. It is skipped when bytes are already buffered or there is no
 // raw connection.
 func (c *conn) sendAndWait(head []byte) int {
 	if c.rc == nil || c.br.Buffered() > 0 {

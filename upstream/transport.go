@@ -9,8 +9,8 @@
 // read as http.ReadResponse reads them, so framing (chunked, Content-Length, trailers,
 // read-until-close, no body for HEAD/204/304) follows the same rules as http.Transport's. The head of a request
 // without a body or with one of a known length is written by appendHead (head.go) — bodiless, in
-// one write, made inside the poller wait for the answer (sendAndWait: no read that returns EAGAIN
-// first) — with the same header lines as Request.Write's, held to it by a differential test and
+// one write, made inside the poller wait for the answer when the round trip polls (sendAndWait:
+// no read that returns EAGAIN first) — with the same header lines as Request.Write's, held to it by a differential test and
 // a fuzz target; bodies of unknown length (chunked) and unusual requests are written by
 // (*http.Request).Write. (Common responses are parsed in place by fastResponse, response.go,
 // and everything else by http.ReadResponse.)
@@ -562,12 +562,19 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 		w = c.startWriter(req, timeout, head)
 	} else {
 		var err error
-		if head != nil {
-			// The deadline first: the head goes out inside the wait for the answer, which that
-			// deadline bounds (sendAndWait). Without one, a plain Write.
+		// A polling round trip's head goes out inside the wait for its answer (sendAndWait), which
+		// the poll deadline bounds: set first. Not under a header deadline alone (no poll, or a
+		// header timeout shorter than the poll): that deadline would run while a large head is
+		// still going out, and bytes that came unasked before the wait would wake nobody and end
+		// as ErrHeaderTimeout at it, where a read after the write reads them (slowRead reads
+		// them once a poll deadline passes).
+		waitSend := head != nil && poll && (timeout <= 0 || timeout > cancelPoll)
+		if waitSend {
 			c.armRead(poll, timeout)
+		}
+		if head != nil {
 			n := 0
-			if c.armed {
+			if waitSend {
 				n = c.sendAndWait(head.b)
 				c.nwrite += int64(n)
 			}
@@ -584,7 +591,7 @@ func (c *conn) roundTrip(ctx context.Context, req *http.Request, head *headBuf, 
 			c.close()
 			return nil, c.fail(ctx, req, nil, err)
 		}
-		if head == nil {
+		if !waitSend {
 			c.armRead(poll, timeout)
 		}
 	}
