@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/keys"
 )
 
 // TestMetricsFromStart: on Redis, /metrics has build info, store_up, the Redis pool statistics and
@@ -56,5 +57,42 @@ func TestRedisLoggerStructured(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "secret") {
 		t.Errorf("password in the log: %s", b.String())
+	}
+}
+
+// TestUpstreamIdleConnectionsMetric: with the fast transport, /metrics counts the idle upstream
+// connections (one after a proxied request, none before); the std transport has no such count.
+func TestUpstreamIdleConnectionsMetric(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, tc := range []struct {
+		kind          string
+		before, after string // "" for absent
+	}{
+		{"fast", "keygate_upstream_idle_connections 0", "keygate_upstream_idle_connections 1"},
+		{"std", "", ""},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			sc, store := redisStoreConfig(t, srv)
+			key, _ := mkKey(t, store, 1, keys.RoleAdmin)
+			up := newUpstream(t)
+			g := startGateway(t, sc, up.URL, func(c *Config) { c.UpstreamTransport = tc.kind })
+			metric := func() string {
+				for _, l := range strings.Split(do(t, "GET", g.ops+"/metrics", "", nil).body, "\n") {
+					if strings.HasPrefix(l, "keygate_upstream_idle_connections ") {
+						return l
+					}
+				}
+				return ""
+			}
+			if got := metric(); got != tc.before {
+				t.Errorf("before: %q, want %q", got, tc.before)
+			}
+			if r := do(t, "GET", g.studio+"/v1/api/1/raw-data", key, nil); r.status != 200 {
+				t.Fatalf("proxied GET: %d %s", r.status, r.body)
+			}
+			if got := metric(); got != tc.after {
+				t.Errorf("after a proxied request: %q, want %q", got, tc.after)
+			}
+		})
 	}
 }
