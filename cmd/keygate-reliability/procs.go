@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -253,4 +254,84 @@ func procStatus(pid int) (rssMiB float64, fds int) {
 		fds = len(ents)
 	}
 	return rssMiB, fds
+}
+
+// fdKinds is a process's open file descriptors by what they are. Under load the connections
+// follow the load's concurrency and the pools' high-water marks, so a leak check compares the
+// rest (files, listeners, pipes, the poller) and holds each pool's sockets to its own count.
+type fdKinds struct {
+	total     int
+	clients   int // connections accepted on one of the given ports
+	upstream  int // connections to the upstream's port
+	redis     int // connections to Redis's port
+	listeners int
+}
+
+// other is every descriptor that is not a client, upstream or Redis connection.
+func (k fdKinds) other() int { return k.total - k.clients - k.upstream - k.redis }
+
+// procFDs classifies pid's descriptors, reading its sockets' ports from its network namespace's
+// TCP tables (/proc/<pid>/net/tcp and tcp6): a socket whose inode is there is a listener, a
+// connection accepted on one of ports, or one to upstreamPort or redisPort.
+func procFDs(pid int, ports []int, upstreamPort, redisPort int) fdKinds {
+	type sock struct {
+		local, remote int
+		listen        bool
+	}
+	socks := map[string]sock{}
+	for _, table := range []string{"tcp", "tcp6"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/net/" + table)
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(l)
+			if len(f) < 10 {
+				continue
+			}
+			port := func(a string) int {
+				_, p, _ := strings.Cut(a, ":")
+				n, _ := strconv.ParseInt(p, 16, 32)
+				return int(n)
+			}
+			socks[f[9]] = sock{local: port(f[1]), remote: port(f[2]), listen: f[3] == "0A"}
+		}
+	}
+	var k fdKinds
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return k
+	}
+	for _, e := range ents {
+		k.total++
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue
+		}
+		inode, ok := strings.CutPrefix(target, "socket:[")
+		if !ok {
+			continue
+		}
+		s, ok := socks[strings.TrimSuffix(inode, "]")]
+		switch {
+		case !ok:
+		case s.listen:
+			k.listeners++
+		case slices.Contains(ports, s.local):
+			k.clients++
+		case s.remote == upstreamPort:
+			k.upstream++
+		case s.remote == redisPort:
+			k.redis++
+		}
+	}
+	return k
+}
+
+// portOf is the port of a host:port address (0 if it has none).
+func portOf(hostport string) int {
+	_, p, _ := net.SplitHostPort(hostport)
+	n, _ := strconv.Atoi(p)
+	return n
 }

@@ -71,6 +71,9 @@ func (su *suite) soak(r *report, dur time.Duration) error {
 	client.CloseIdleConnections()
 	time.Sleep(time.Second)
 	quietBefore := goroutines(kg)
+	fds := func() fdKinds { return procFDs(kg.pid(), []int{portOf(kg.studio), portOf(kg.ops)}, up.port, red.port) }
+	fdsBefore := fds()
+	redisPoolBefore, redisErrBefore := kg.metric("keygate_redis_pool_connections")
 	rate := su.peak / 4
 	l := newLoad([]string{"http://" + kg.studio}, rate, [numCats]int{catCached: 80, catInvalid: 10, catRevoked: 10}, ks.pools)
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
@@ -160,6 +163,9 @@ func (su *suite) soak(r *report, dur time.Duration) error {
 	<-done
 	<-churnDone
 	quietAfter := quiet()
+	fdsAfter := fds()
+	idleUp, upErr := kg.metric("keygate_upstream_idle_connections")
+	redisPool, redisErr := kg.metric("keygate_redis_pool_connections")
 	t := count(l.window(0, time.Hour))
 	s := r.section(name)
 	s.p("One keygate on Redis for %s: %d requests/s (quarter of peak), 80%% cached keys, 10%% invalid, 10%% revoked; every second a key is created through the API (and joins the load once admitted) and the oldest of the last 20 created is revoked through the API (and joins the revoked keys once refused). Sampled every 10 s under load (go_goroutines counts the load's connections too):", dur, rate)
@@ -171,6 +177,10 @@ func (su *suite) soak(r *report, dur time.Duration) error {
 	}
 	s.p("")
 	s.p("go_goroutines with no load and the load generator's connections closed: %d before the soak, %d after it.", quietBefore, quietAfter)
+	s.p("")
+	s.p("Open fds at rest, before → after: %d → %d in all; other than connections (files, listeners, the poller) %d → %d; upstream connections %d → %d (the pool's idle count after: %.0f); Redis connections %d → %d (the pool's %.0f → %.0f); clients %d → %d.",
+		fdsBefore.total, fdsAfter.total, fdsBefore.other(), fdsAfter.other(), fdsBefore.upstream, fdsAfter.upstream, idleUp,
+		fdsBefore.redis, fdsAfter.redis, redisPoolBefore, redisPool, fdsBefore.clients, fdsAfter.clients)
 	s.p("")
 	tallyTable(s, t)
 	wrong := t.wronglyAdmitted()
@@ -198,7 +208,17 @@ func (su *suite) soak(r *report, dur time.Duration) error {
 	}
 	flat("heap live at the last GC, MiB", func(x sample) float64 { return x.liveMiB }, 0.25, 1)
 	flat("RSS MiB", func(x sample) float64 { return x.rssMiB }, 0.10, 1)
-	flat("open fds", func(x sample) float64 { return float64(x.fds) }, 0.10, 2)
+	// Open fds are judged at rest, not under load: there they follow the load's concurrency and the
+	// pools' high-water marks. A leak of anything but a pooled connection shows in the rest; a
+	// leaked upstream connection as one the idle pool does not count.
+	r.check(name, "open fds at rest other than connections, before → after", fmt.Sprintf("%d → %d", fdsBefore.other(), fdsAfter.other()), "≤ +2",
+		fdsAfter.total > 0 && fdsAfter.other() <= fdsBefore.other()+2)
+	r.check(name, "upstream connections at rest = idle pool", fmt.Sprintf("%d, pool %.0f", fdsAfter.upstream, idleUp), "equal",
+		upErr == nil && fdsAfter.upstream == int(idleUp))
+	// Pub/Sub subscriptions hold connections outside the pool's count: their number must not grow.
+	outBefore, outAfter := fdsBefore.redis-int(redisPoolBefore), fdsAfter.redis-int(redisPool)
+	r.check(name, "Redis connections at rest outside the pool, before → after", fmt.Sprintf("%d → %d", outBefore, outAfter), "no more",
+		redisErr == nil && redisErrBefore == nil && outAfter <= outBefore)
 	r.check(name, "go_goroutines at rest, before → after", fmt.Sprintf("%d → %d", quietBefore, quietAfter), "≤ +5", quietAfter >= 0 && quietAfter <= quietBefore+5)
 	r.check(name, "wrongly admitted", strconv.Itoa(wrong), "0", wrong == 0)
 	r.check(name, "non-2xx for valid keys", strconv.Itoa(cachedFail), "0", cachedFail == 0)
