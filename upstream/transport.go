@@ -7,12 +7,12 @@
 // request with a body gets a writer goroutine, so that an upstream answering before it has read the
 // body (413, 401) cannot deadlock the exchange. The wire format is net/http's own: responses are
 // read as http.ReadResponse reads them, so framing (chunked, Content-Length, trailers,
-// read-until-close, no body for HEAD/204/304) follows the same rules as http.Transport's. The head of a request
-// without a body or with one of a known length is written by appendHead (head.go) — bodiless, in
-// one write, made inside the poller wait for the answer when the round trip polls (sendAndWait:
-// no read that returns EAGAIN first) — with the same header lines as Request.Write's, held to it by a differential test and
-// a fuzz target; bodies of unknown length (chunked) and unusual requests are written by
-// (*http.Request).Write. (Common responses are parsed in place by fastResponse, response.go,
+// read-until-close, no body for HEAD/204/304) follows the same rules as http.Transport's. The
+// head of a request without a body or with one of a known length is written by appendHead
+// (head.go) with the same header lines as Request.Write's, held to it by a differential test and
+// a fuzz target. A bodiless head goes out in one write, made inside the poller wait for the
+// answer when the round trip polls (sendAndWait: no read that returns EAGAIN first). Bodies of
+// unknown length (chunked) and unusual requests are written by (*http.Request).Write. (Common responses are parsed in place by fastResponse, response.go,
 // and everything else by http.ReadResponse.)
 //
 // A round trip whose context ends closes its connection. A request with a body registers
