@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -282,6 +283,18 @@ func BenchmarkDecide(b *testing.B) {
 		}
 		if err := Allow(p, r); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestMethodsIsWhatMatchAccepts: the Allow list of a 405 names exactly the methods Match lets
+// through (it must not drift from Match's switch).
+func TestMethodsIsWhatMatchAccepts(t *testing.T) {
+	listed := strings.Split(Methods, ", ")
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "PROPFIND", "get"} {
+		_, err := Match(FaceStudio, m, "/v1/api/1/raw-data")
+		if accepted, inList := err != ErrBadMethod, slices.Contains(listed, m); accepted != inList {
+			t.Errorf("%s: Match accepts it %v, Methods lists it %v", m, accepted, inList)
 		}
 	}
 }

@@ -77,6 +77,10 @@ var ErrNoRoute = errors.New("no route")
 // ErrBadMethod is a method outside GET, HEAD, POST, PUT, PATCH, DELETE and OPTIONS (405).
 var ErrBadMethod = errors.New("method not allowed")
 
+// Methods is the standard set Match accepts on every path, as a 405's Allow header lists it
+// (which method a route serves is the backend's to answer, once the request is forwarded).
+const Methods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
 // CanonicalPath turns the request's escaped path into the one path that is both judged and
 // forwarded (docs/security.md, "The canonical request form"). Percent-escapes are decoded once,
 // and Go re-escapes on the way out only what must be escaped, so the upstream decodes exactly the

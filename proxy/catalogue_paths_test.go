@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/keygate/keygate/policy"
 )
 
 // TestCataloguePaths is issue #11's request-line classes: path spellings that common routers read
@@ -90,8 +92,21 @@ func TestCataloguePaths(t *testing.T) {
 	}
 
 	// Methods read two ways (Django and Rack dispatch "get" as GET; TRACE echoes).
+	// Every 405 lists the methods served (RFC 9110 §15.5.6), on both faces.
+	allow := func(t *testing.T, res *http.Response, _ []byte) {
+		if got := res.Header.Values("Allow"); len(got) != 1 || got[0] != policy.Methods {
+			t.Errorf("Allow %q, want %q", got, policy.Methods)
+		}
+	}
 	for _, m := range []string{"get", "Get", "TRACE", "PROPFIND", "FOO", "DELETE_", "MOVE"} {
-		add(studio("method: "+m, m, "/v1/api/1/raw-data", "read1", 405, "not served"))
+		c := studio("method: "+m, m, "/v1/api/1/raw-data", "read1", 405, "not served")
+		c.check = allow
+		add(c)
+	}
+	for _, m := range []string{"TRACE", "post"} {
+		c := ingestion("method on ingestion: "+m, m, "/api/training/data", "ingest1", 405, "not served")
+		c.check = allow
+		add(c)
 	}
 	add(catalogueCase{name: "method: CONNECT", raw: "CONNECT 127.0.0.1:80 HTTP/1.1\nHost: 127.0.0.1:80\nx-api-key: {admin1}\nConnection: close\n\n", status: 400})
 	// net/http answers "OPTIONS *" itself (an empty 200); it never reaches keygate or the upstream.

@@ -44,6 +44,9 @@ type Error struct {
 	Public     string
 	Err        error
 	RetryAfter int // seconds; 0 = no Retry-After header
+	// Allow lists the methods a 405's target serves: RFC 9110 §15.5.6 requires an Allow header on
+	// every 405 ("" = none, for other statuses).
+	Allow string
 	// Outcome is the short word for logs and metrics (OutcomeDenied, OutcomeUnauthorized, ...).
 	Outcome Outcome
 }
@@ -83,6 +86,9 @@ func Write(w http.ResponseWriter, err error) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	if e.Allow != "" {
+		h.Set("Allow", e.Allow)
 	}
 	w.WriteHeader(e.Status)
 	b, _ := json.Marshal(ErrorBody{Success: false, Error: e.Public})

@@ -81,3 +81,22 @@ func TestErrorWrapsItsCause(t *testing.T) {
 		t.Errorf("errors.As: %+v", target)
 	}
 }
+
+// TestWriteAllow: a 405 carries its Allow list; other errors carry none.
+func TestWriteAllow(t *testing.T) {
+	e := New(http.StatusMethodNotAllowed, OutcomeBadMethod, "method TRACE is not served", nil)
+	e.Allow = "GET, HEAD"
+	for _, tc := range []struct {
+		err  error
+		want []string
+	}{
+		{e, []string{"GET, HEAD"}},
+		{New(http.StatusNotFound, OutcomeNotFound, "no route", nil), nil},
+	} {
+		rec := httptest.NewRecorder()
+		Write(rec, tc.err)
+		if got := rec.Header().Values("Allow"); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("%v: Allow %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
