@@ -80,13 +80,35 @@ func New(s Store, log *slog.Logger) *Handler {
 	return h
 }
 
-// ServeHTTP implements http.Handler; unknown management paths and methods get JSON 404/405.
+// ServeHTTP implements http.Handler; unknown management paths get a JSON 404, and a method a path
+// does not serve a JSON 405 with its Allow list (ServeMux's own 405 is plain text, and
+// ServeMux.Handler reports it with the empty pattern of a 404).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
+		if allow := h.allowed(r); allow != "" {
+			e := apierr.New(http.StatusMethodNotAllowed, apierr.OutcomeBadMethod, "method "+r.Method+" is not served on "+redact.Path(r.URL.Path), nil)
+			e.Allow = allow
+			apierr.Write(w, e)
+			return
+		}
 		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, "no such key-management endpoint: "+r.Method+" "+redact.Path(r.URL.Path), nil))
 		return
 	}
 	h.mux.ServeHTTP(w, r)
+}
+
+// allowed lists the methods the management API serves on r's path, as an Allow header does (HEAD
+// with GET, which ServeMux serves alike); "" when it serves none there.
+func (h *Handler) allowed(r *http.Request) string {
+	var ms []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := h.mux.Handler(&probe); pattern != "" {
+			ms = append(ms, m)
+		}
+	}
+	return strings.Join(ms, ", ")
 }
 
 type projectHandler func(w http.ResponseWriter, r *http.Request, p keys.Principal, pid int64) error

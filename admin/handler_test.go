@@ -165,7 +165,9 @@ func TestAccess(t *testing.T) {
 		{"key id not a number", &e.admin, "DELETE", "/v1/api/1/apikeys/x", 400, "key id must be a positive integer"},
 		{"HMAC id negative", &e.admin, "DELETE", "/v1/api/1/hmackeys/-3", 400, "key id must be a positive integer"},
 		{"unknown endpoint", &e.admin, "GET", "/v1/api/1/secrets", 404, "no such key-management endpoint"},
-		{"wrong method", &e.admin, "PUT", "/v1/api/1/apikeys", 404, "no such key-management endpoint"},
+		{"wrong method", &e.admin, "PUT", "/v1/api/1/apikeys", 405, "method PUT is not served on /v1/api/1/apikeys"},
+		{"wrong method on a key", &e.admin, "PATCH", "/v1/api/1/apikeys/3", 405, "not served"},
+		{"wrong method, no principal", none, "PATCH", "/v1/api/1/hmackeys", 405, "not served"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -175,6 +177,14 @@ func TestAccess(t *testing.T) {
 			}
 			if !strings.Contains(a.errText(), tc.wantError) {
 				t.Errorf("error %q, want it to contain %q", a.errText(), tc.wantError)
+			}
+			// A 405 lists what the path serves (RFC 9110 §15.5.6); nothing else carries Allow.
+			want := map[string]string{"/v1/api/1/apikeys": "GET, HEAD, POST", "/v1/api/1/apikeys/3": "PUT, DELETE", "/v1/api/1/hmackeys": "GET, HEAD, POST"}[tc.path]
+			if tc.wantStatus != 405 {
+				want = ""
+			}
+			if got := a.header.Get("Allow"); got != want {
+				t.Errorf("Allow %q, want %q", got, want)
 			}
 		})
 	}

@@ -142,6 +142,7 @@ func TestCataloguePaths(t *testing.T) {
 		studio("echo: key in a 404 path", "GET", "/{admin1}", "admin1", 404, "no such endpoint"),
 		studio("echo: key in a 404 path, no key", "GET", "/x/{read1}/y", "", 404, "no such endpoint"),
 		studio("echo: key in a management 404", "DELETE", "/v1/api/1/apikeys/{read1}/x", "admin1", 404, "no such key-management endpoint"),
+		studio("echo: key in a management 405", "PATCH", "/v1/api/1/apikeys/{read1}", "admin1", 405, "is not served on"),
 		ingestion("echo: key in an ingestion 404", "POST", "/api/{ingest1}/data", "ingest1", 404, "no such endpoint"),
 	} {
 		c.check = noKey
