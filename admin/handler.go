@@ -86,9 +86,7 @@ func New(s Store, log *slog.Logger) *Handler {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, pattern := h.mux.Handler(r); pattern == "" {
 		if allow := h.allowed(r); allow != "" {
-			e := apierr.New(http.StatusMethodNotAllowed, apierr.OutcomeBadMethod, "method "+r.Method+" is not served on "+redact.Path(r.URL.Path), nil)
-			e.Allow = allow
-			apierr.Write(w, e)
+			apierr.Write(w, apierr.MethodNotAllowed("method "+r.Method+" is not served on "+redact.Path(r.URL.Path), allow))
 			return
 		}
 		apierr.Write(w, apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, "no such key-management endpoint: "+r.Method+" "+redact.Path(r.URL.Path), nil))

@@ -232,9 +232,7 @@ func (g *Gateway) routeError(err error, method, path string) *apierr.Error {
 	case policy.ErrBadPath:
 		return badRequest("path is not in canonical form: no dot segments, empty segments, trailing slash, encoded slashes, ';' or control characters; project ids in plain decimal")
 	case policy.ErrBadMethod:
-		e := apierr.New(http.StatusMethodNotAllowed, apierr.OutcomeBadMethod, "method "+method+" is not served on the "+g.face+" API", nil)
-		e.Allow = policy.Methods
-		return e
+		return apierr.MethodNotAllowed("method "+method+" is not served on the "+g.face+" API", policy.Methods)
 	}
 	return apierr.New(http.StatusNotFound, apierr.OutcomeNotFound, "no such endpoint on the "+g.face+" API: "+method+" "+redact.Path(path), nil)
 }

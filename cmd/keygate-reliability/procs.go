@@ -260,23 +260,27 @@ func procStatus(pid int) (rssMiB float64, fds int) {
 // follow the load's concurrency and the pools' high-water marks, so a leak check compares the
 // rest (files, listeners, pipes, the poller) and holds each pool's sockets to its own count.
 type fdKinds struct {
-	total     int
-	clients   int // connections accepted on one of the given ports
-	upstream  int // connections to the upstream's port
-	redis     int // connections to Redis's port
-	listeners int
+	total    int
+	clients  int // connections accepted on one of the given ports
+	upstream int // connections to the upstream's port
+	redis    int // connections to Redis's port
 }
 
 // other is every descriptor that is not a client, upstream or Redis connection.
 func (k fdKinds) other() int { return k.total - k.clients - k.upstream - k.redis }
 
 // procFDs classifies pid's descriptors, reading its sockets' ports from its network namespace's
-// TCP tables (/proc/<pid>/net/tcp and tcp6): a socket whose inode is there is a listener, a
-// connection accepted on one of ports, or one to upstreamPort or redisPort.
+// TCP tables (/proc/<pid>/net/tcp and tcp6): a socket whose inode is there is a listener (counted
+// with the rest), a connection accepted on one of ports, or one to upstreamPort or redisPort.
 func procFDs(pid int, ports []int, upstreamPort, redisPort int) fdKinds {
 	type sock struct {
 		local, remote int
 		listen        bool
+	}
+	port := func(a string) int {
+		_, p, _ := strings.Cut(a, ":")
+		n, _ := strconv.ParseInt(p, 16, 32)
+		return int(n)
 	}
 	socks := map[string]sock{}
 	for _, table := range []string{"tcp", "tcp6"} {
@@ -288,11 +292,6 @@ func procFDs(pid int, ports []int, upstreamPort, redisPort int) fdKinds {
 			f := strings.Fields(l)
 			if len(f) < 10 {
 				continue
-			}
-			port := func(a string) int {
-				_, p, _ := strings.Cut(a, ":")
-				n, _ := strconv.ParseInt(p, 16, 32)
-				return int(n)
 			}
 			socks[f[9]] = sock{local: port(f[1]), remote: port(f[2]), listen: f[3] == "0A"}
 		}
@@ -315,9 +314,7 @@ func procFDs(pid int, ports []int, upstreamPort, redisPort int) fdKinds {
 		}
 		s, ok := socks[strings.TrimSuffix(inode, "]")]
 		switch {
-		case !ok:
-		case s.listen:
-			k.listeners++
+		case !ok, s.listen: // a listener's local port is a face's: not a client
 		case slices.Contains(ports, s.local):
 			k.clients++
 		case s.remote == upstreamPort:

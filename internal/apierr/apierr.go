@@ -109,6 +109,14 @@ func Unavailable(public string, err error) *Error {
 	return e
 }
 
+// MethodNotAllowed is the 405 for a method its target does not serve, with the Allow list RFC 9110
+// requires (allow: "GET, HEAD", say).
+func MethodNotAllowed(public, allow string) *Error {
+	e := New(http.StatusMethodNotAllowed, OutcomeBadMethod, public, nil)
+	e.Allow = allow
+	return e
+}
+
 // TooLarge is the 413 for a request body over limit bytes.
 func TooLarge(limit int64) *Error {
 	return New(http.StatusRequestEntityTooLarge, OutcomeTooLarge, "request body is larger than the limit of "+strconv.FormatInt(limit, 10)+" bytes", nil)

@@ -84,8 +84,7 @@ func TestErrorWrapsItsCause(t *testing.T) {
 
 // TestWriteAllow: a 405 carries its Allow list; other errors carry none.
 func TestWriteAllow(t *testing.T) {
-	e := New(http.StatusMethodNotAllowed, OutcomeBadMethod, "method TRACE is not served", nil)
-	e.Allow = "GET, HEAD"
+	e := MethodNotAllowed("method TRACE is not served", "GET, HEAD")
 	for _, tc := range []struct {
 		err  error
 		want []string
